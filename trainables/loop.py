@@ -1,0 +1,235 @@
+"""The one training loop: fine-tune on English, select on English dev, keep the best-by-dev weights.
+
+Methods plug in through `method.loss(ctx)` (one micro-batch) and through the data they were
+prepared with; nothing here knows which method runs. The loop is checkpointable at every update
+boundary: model, optimizer, scheduler, RNG states and the data position (epoch, micro-batch), so a
+resumed run continues on exactly the batches and random numbers of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import get_linear_schedule_with_warmup
+
+from trainables.batching import TokenizedSplit, collate, evaluation_batches, length_grouped_batches, random_batches
+from trainables.methods import EmbeddingInjector, Method, StepContext
+from trainables.prepare import PreparedData
+from trainables.spec import TrainingSpec, derive_seed
+
+# report(metrics, save_checkpoint): save_checkpoint(dir) writes everything needed to resume.
+Report = Callable[[dict[str, Any], Callable[[Path], None]], None]
+
+
+@dataclass
+class LoopState:
+    """Where the loop is; saved with every checkpoint."""
+
+    epoch: int = 0
+    batch: int = 0  # next micro-batch of this epoch
+    update: int = 0  # optimizer updates done
+    best_dev_accuracy: float = -1.0
+    best_update: int = 0
+    loss_sum: float = 0.0  # training loss since the last evaluation
+    loss_updates: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """bf16 autocast on CUDA by default, fp32 on CPU; `bf16` forces it (tests run it on CPU)."""
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
+class TrainingRun:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        method: Method,
+        data: PreparedData,
+        training: TrainingSpec,
+        *,
+        seed: int,
+        eval_every: int,
+        pad_id: int,
+        device: torch.device,
+    ):
+        self.model, self.method, self.data, self.training = model.to(device), method, data, training
+        self.seed, self.eval_every, self.pad_id, self.device = seed, eval_every, pad_id, device
+        self.bf16 = use_bf16(training.precision, device)
+        # Dropout draws from torch's global generator (nn.Dropout takes no generator): seed it here,
+        # checkpoint it, and keep every other random draw on generators of its own.
+        torch.manual_seed(derive_seed(seed, "dropout"))
+        self.noise = torch.Generator(device=device).manual_seed(derive_seed(seed, "noise"))
+        if training.freeze_word_embeddings:
+            model.get_input_embeddings().weight.requires_grad_(False)
+        self.parameters = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            self.parameters, lr=training.learning_rate, eps=training.adam_epsilon, weight_decay=training.weight_decay
+        )
+        self.updates_per_epoch = math.ceil(math.ceil(len(data.train) / training.per_device_batch_size)
+                                           / training.gradient_accumulation)
+        self.total_updates = self.updates_per_epoch * training.epochs
+        if training.max_updates is not None:
+            self.total_updates = min(self.total_updates, training.max_updates)
+        self.scheduler = get_linear_schedule_with_warmup(
+            self.optimizer, round(training.warmup_ratio * self.total_updates), self.total_updates
+        )
+        self.injector = EmbeddingInjector(model, method.injection) if method.injection else None
+        self.state = LoopState()
+        self.best_weights: dict[str, torch.Tensor] | None = None
+
+    # ----------------------------------------------------------------- training
+    def train(self, report: Report) -> None:
+        """Run (or continue) training to the end; evaluate and report every `eval_every` updates."""
+        s = self.state
+        self.model.train()
+        while s.update < self.total_updates:
+            batches = self.epoch_batches(s.epoch)
+            while s.batch < len(batches) and s.update < self.total_updates:
+                group = batches[s.batch : s.batch + self.training.gradient_accumulation]
+                s.loss_sum += self.update(group)
+                s.batch, s.update, s.loss_updates = s.batch + len(group), s.update + 1, s.loss_updates + 1
+                if s.update % self.eval_every == 0 or s.update == self.total_updates:
+                    self.evaluate_and_report(report)
+            if s.batch >= len(batches):
+                s.epoch, s.batch = s.epoch + 1, 0
+
+    def epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        """This epoch's micro-batches: a function of (seed, epoch) only, shared by all methods."""
+        rng = np.random.default_rng([derive_seed(self.seed, "data-order"), epoch])
+        sampler = length_grouped_batches if self.training.length_grouping else random_batches
+        return sampler(self.data.train.lengths, self.training.per_device_batch_size, rng)
+
+    def update(self, group: list[np.ndarray]) -> float:
+        """One optimizer update over a group of micro-batches (gradient accumulation)."""
+        examples = sum(len(b) for b in group)
+        total = torch.zeros((), device=self.device)
+        for indices in group:
+            loss = self.method.loss(self.step_context(indices)) * (len(indices) / examples)
+            loss.backward()
+            total += loss.detach()
+        torch.nn.utils.clip_grad_norm_(self.parameters, self.training.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(total)
+
+    def step_context(self, indices: np.ndarray) -> StepContext:
+        batch = self.batch(self.data.train, indices)
+        labels = batch.pop("labels")
+        mask = batch["attention_mask"].unsqueeze(-1).to(torch.float32)
+
+        def forward(delta: torch.Tensor | None) -> torch.Tensor:
+            perturbed = self.injector.perturb(delta) if self.injector else contextlib.nullcontext()
+            with perturbed, self.autocast():
+                logits = self.model(**batch).logits
+            return F.cross_entropy(logits.float(), labels)
+
+        hidden = self.injector.hidden_size if self.injector else self.model.config.hidden_size
+        return StepContext(forward=forward, mask=mask, hidden_size=hidden, generator=self.noise)
+
+    def batch(self, split: TokenizedSplit, indices: np.ndarray) -> dict[str, torch.Tensor]:
+        multiple = 8 if self.device.type == "cuda" else 1  # tensor-core friendly shapes on GPU
+        return {k: v.to(self.device) for k, v in collate(split, indices, self.pad_id, multiple_of=multiple).items()}
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    # --------------------------------------------------------------- evaluation
+    def evaluate_and_report(self, report: Report) -> None:
+        s = self.state
+        accuracy = self.accuracy(self.data.dev)
+        if accuracy > s.best_dev_accuracy:
+            s.best_dev_accuracy, s.best_update = accuracy, s.update
+            self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        metrics = {
+            "update": s.update,
+            "epoch": s.update / self.updates_per_epoch,
+            "train_loss": s.loss_sum / max(s.loss_updates, 1),
+            "dev_accuracy": accuracy,
+            "best_dev_accuracy": s.best_dev_accuracy,
+            "best_update": s.best_update,
+            "progress": s.update / self.total_updates,
+        }
+        s.history.append({k: metrics[k] for k in ("update", "train_loss", "dev_accuracy")})
+        s.loss_sum, s.loss_updates = 0.0, 0
+        report(metrics, self.save)
+
+    def predict(self, split: TokenizedSplit) -> np.ndarray:
+        """Predicted label of every row of `split`, in row order."""
+        was_training = self.model.training
+        self.model.eval()
+        predictions = np.empty(len(split), dtype=np.int64)
+        with torch.inference_mode(), self.autocast():
+            for indices in evaluation_batches(split.lengths, self.training.eval_batch_size):
+                batch = self.batch(split, indices)
+                batch.pop("labels")
+                predictions[indices] = self.model(**batch).logits.argmax(-1).cpu().numpy()
+        self.model.train(was_training)
+        return predictions
+
+    def accuracy(self, split: TokenizedSplit) -> float:
+        return float((self.predict(split) == split.labels).mean())
+
+    def restore_best(self) -> None:
+        """Load the best-by-dev weights (the model the paper tests)."""
+        if self.best_weights is not None:
+            self.model.load_state_dict(self.best_weights)
+
+    # -------------------------------------------------------------- checkpoints
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        torch.save(self.model.state_dict(), directory / "model.pt")
+        torch.save(self.optimizer.state_dict(), directory / "optimizer.pt")
+        torch.save(self.scheduler.state_dict(), directory / "scheduler.pt")
+        if self.best_weights is not None:
+            torch.save(self.best_weights, directory / "best_model.pt")
+        torch.save(self.rng_states(), directory / "rng.pt")
+        (directory / "state.json").write_text(json.dumps(asdict(self.state)))
+
+    def load(self, directory: Path) -> None:
+        directory = Path(directory)
+        load = lambda name: torch.load(directory / name, map_location=self.device, weights_only=True)  # noqa: E731
+        self.model.load_state_dict(load("model.pt"))
+        self.optimizer.load_state_dict(load("optimizer.pt"))
+        self.scheduler.load_state_dict(load("scheduler.pt"))
+        if (directory / "best_model.pt").exists():
+            self.best_weights = torch.load(directory / "best_model.pt", map_location="cpu", weights_only=True)
+        self.set_rng_states(torch.load(directory / "rng.pt", weights_only=True))
+        self.state = LoopState(**json.loads((directory / "state.json").read_text()))
+
+    def rng_states(self) -> dict[str, Any]:
+        states = {"torch": torch.get_rng_state(), "noise": self.noise.get_state()}
+        if torch.cuda.is_available():
+            states["cuda"] = torch.cuda.get_rng_state_all()
+        return states
+
+    def set_rng_states(self, states: dict[str, Any]) -> None:
+        torch.set_rng_state(states["torch"])
+        self.noise.set_state(states["noise"])
+        if "cuda" in states and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])
+
+    def close(self) -> None:
+        if self.injector is not None:
+            self.injector.remove()
+
+
+@contextlib.contextmanager
+def timed() -> Iterator[dict[str, float]]:
+    """Wall-clock seconds of a block, for the trial's report."""
+    out: dict[str, float] = {}
+    start = time.perf_counter()
+    try:
+        yield out
+    finally:
+        out["seconds"] = time.perf_counter() - start

@@ -1,0 +1,218 @@
+"""One trial: (task, model, method + hyper-parameters, seed) -> result files, as a Ray Tune trainable.
+
+`run_trial` does the work and knows nothing of Ray (tests call it directly); `training_function`
+is the Tune function trainable: it reports dev accuracy with a checkpoint at every evaluation and
+resumes from `tune.get_checkpoint()` after a failure.
+"""
+
+from __future__ import annotations
+
+import gc
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from trainables import results
+from trainables.cache import TokenCache
+from trainables.data import DataSource
+from trainables.loop import Report, TrainingRun, use_bf16
+from trainables.methods import Method, build_method
+from trainables.prepare import PreparedData, prepare_data
+from trainables.spec import TrialSpec, derive_seed
+from trainables.tasks import SOURCE_LANGUAGE, get_task
+
+
+def quiet_libraries() -> None:
+    """Trials log through Tune; the libraries' progress bars would interleave across trials."""
+    import datasets
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
+def pick_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_model(model_name: str, num_labels: int, seed: int) -> tuple[Any, torch.nn.Module]:
+    """Tokenizer and classifier from a Hub name or a local directory, the new head seeded by `seed`."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_name)
+    model, info = AutoModelForSequenceClassification.from_pretrained(
+        model_name, num_labels=num_labels, output_loading_info=True
+    )
+    initialize_missing(model, set(info["missing_keys"]), derive_seed(seed, "head"))
+    return tokenizer, model
+
+
+def initialize_missing(model: torch.nn.Module, missing: set[str], seed: int) -> None:
+    """Re-initialise the parameters the checkpoint lacked (the classification head) from `seed` alone.
+
+    transformers initialises them from the global RNG at load time; doing it here with a generator
+    of our own makes head initialisation a function of the seed, identical across methods.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    std = getattr(model.config, "initializer_range", 0.02)
+    with torch.no_grad():
+        for name, param in sorted(model.named_parameters()):
+            if name not in missing:
+                continue
+            if name.endswith("bias"):
+                param.zero_()
+            elif param.dim() == 1:  # LayerNorm weight
+                param.fill_(1.0)
+            else:
+                param.copy_(torch.normal(0.0, std, param.shape, generator=generator))
+
+
+def final_metrics(metrics: Any) -> dict[str, float]:
+    """Tune's last report of a trial: best dev accuracy and test accuracy per language pair."""
+    table = metrics.to_pandas() if hasattr(metrics, "to_pandas") else metrics
+    out: dict[str, float] = {}
+    for row in table.itertuples():
+        key = "best_dev_accuracy" if row.split == "dev" else f"test/{row.lang1}-{row.lang2}"
+        out[key] = float(row.accuracy)
+    diagonal = table[(table.split == "test") & (table.lang1 == table.lang2)]
+    out["test_avg_accuracy"] = float(diagonal.accuracy.mean())
+    out["finished"] = 1.0
+    return out
+
+
+def evaluate_tests(
+    run: TrainingRun, data: PreparedData, identity: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Best-by-dev model on English dev and on every test set: metric rows and prediction tables."""
+    rows, tables = [], []
+    sets = [("dev", SOURCE_LANGUAGE, SOURCE_LANGUAGE, data.dev)] + [
+        ("test", l1, l2, split) for (l1, l2), split in data.tests.items()
+    ]
+    for split_name, lang1, lang2, split in sets:
+        predictions = run.predict(split)
+        accuracy = float((predictions == split.labels).mean())
+        rows.append({"split": split_name, "lang1": lang1, "lang2": lang2, "accuracy": accuracy, "n": len(split)})
+        tables.append(
+            results.predictions_table(identity, split_name, lang1, lang2, split.labels, predictions, split.examples)
+        )
+    return rows, tables
+
+
+def trial_identity(spec: TrialSpec) -> dict[str, Any]:
+    return {
+        "experiment": spec.experiment, "task": spec.task, "method": spec.method, "config_id": spec.config_id,
+        "config_label": spec.config_label, "epsilon": spec.epsilon, "m": spec.m, "seed": spec.seed,
+        "stage": spec.stage,
+    }
+
+
+def prepare_for(spec: TrialSpec, tokenizer: Any, method: Method) -> PreparedData:
+    task = get_task(spec.task)
+    source = DataSource(spec.data.kind, spec.data.path or task.hub_id, spec.data.revision, spec.data.allow_empty)
+    return prepare_data(
+        task, source, spec.languages, tokenizer=tokenizer, max_length=spec.training.max_length,
+        generalized=spec.generalized, augmentation=method.augmentation,
+        augmentation_seed=spec.effective_augmentation_seed, cache=TokenCache(spec.cache_dir),
+        fingerprints=spec.data_fingerprints,
+    )
+
+
+def run_trial(
+    spec: TrialSpec, report: Report, checkpoint_dir: Path | None = None, device: torch.device | None = None
+) -> dict[str, float]:
+    """Train (or resume), test the best-by-dev weights, write the result files; return final metrics."""
+    out_dir = results.cell_dir(spec.experiment_dir, spec.config_id, spec.seed)
+    if results.is_complete(out_dir):  # the cell finished before (e.g. Tune re-ran it after a driver kill)
+        return final_metrics(results.read_metrics(out_dir))
+    if spec.num_threads:
+        torch.set_num_threads(spec.num_threads)
+    gc.collect()  # with reused actors, free the previous trial's tensors before allocating ours
+    device = device or pick_device()
+    timings, trial_started = {}, time.perf_counter()
+    task = get_task(spec.task)
+    tokenizer, model = load_model(spec.model, task.num_labels, spec.seed)
+    method = build_method(spec.method, {**spec.method_options, "cache_dir": spec.cache_dir})
+    data = prepare_for(spec, tokenizer, method)
+    timings["prepare_seconds"] = time.perf_counter() - trial_started
+    run = TrainingRun(model, method, data, spec.training, seed=spec.seed, eval_every=spec.eval_every,
+                      pad_id=tokenizer.pad_token_id or 0, device=device)
+    if checkpoint_dir is not None:
+        run.load(checkpoint_dir)
+    started = time.perf_counter()
+    run.train(report)
+    timings["train_seconds"] = time.perf_counter() - started
+    run.restore_best()
+    identity = trial_identity(spec)
+    rows, predictions = evaluate_tests(run, data, identity)
+    for row in rows:
+        row["best_step"] = run.state.best_update
+    metrics = results.metrics_table(identity, rows)
+    info = trial_info(spec, method, run, data, device, {**timings, "total_seconds": time.perf_counter() - trial_started})
+    results.write_results(out_dir, metrics, _concat(predictions), info)
+    run.close()
+    return final_metrics(metrics)
+
+
+def _concat(tables: list[Any]) -> Any:
+    import pyarrow as pa
+
+    return pa.concat_tables(tables)
+
+
+def trial_info(
+    spec: TrialSpec, method: Method, run: TrainingRun, data: PreparedData, device: torch.device,
+    timings: Mapping[str, float],
+) -> dict[str, Any]:
+    """The resolved configuration and everything needed to interpret or reproduce the result."""
+    import datasets
+    import ray
+    import transformers
+
+    return {
+        "spec": spec.to_dict(),
+        "config_id": spec.config_id,
+        "config_label": spec.config_label,
+        "method": method.describe(),
+        "train_data": dict(data.train_info),
+        "updates": run.total_updates,
+        "updates_per_epoch": run.updates_per_epoch,
+        "eval_every": spec.eval_every,
+        "effective_batch_size": spec.training.effective_batch_size,
+        "best_update": run.state.best_update,
+        "best_dev_accuracy": run.state.best_dev_accuracy,
+        "dev_history": run.state.history,
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "bf16": use_bf16(spec.training.precision, device),
+        "timings": dict(timings),
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                     "datasets": datasets.__version__, "ray": ray.__version__, "numpy": np.__version__,
+                     "python": platform.python_version()},
+        "host": platform.node(),
+    }
+
+
+def training_function(config: dict[str, Any]) -> None:
+    """Ray Tune function trainable: `tune.Tuner(tune.with_resources(training_function, ...), ...)`."""
+    from ray import tune
+
+    quiet_libraries()
+    spec = TrialSpec.from_dict(config)
+
+    def report(metrics: dict[str, Any], save) -> None:
+        with tempfile.TemporaryDirectory() as directory:
+            save(Path(directory))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        tune.report(run_trial(spec, report))
+        return
+    with checkpoint.as_directory() as directory:
+        final = run_trial(spec, report, Path(directory))
+    tune.report(final)
