@@ -425,3 +425,35 @@ def test_local_hub_folders_of_the_same_name_or_rewritten_never_share_cached_rows
     assert load_split(PAWSX, second, "test", "de")["sentence1"] == ["second"]
     rewritten = build(tmp_path / "a" / "world", "third!")
     assert load_split(PAWSX, rewritten, "test", "de")["sentence1"] == ["third!"]
+
+
+def test_hub_layout_label_names_and_columns_are_checked(tmp_path):
+    texts = {"premise": ["a", "b"], "hypothesis": ["c", "d"]}
+    foreign = datasets.Features({**XNLI_FEATURES_SHUFFLED, "label": datasets.ClassLabel(names=["yes", "no", "maybe"])})
+    named = datasets.Features({**XNLI_FEATURES_SHUFFLED, "label": datasets.Value("string")})
+    write_hub(tmp_path / "foreign", {"en": {"test": {**texts, "label": [0, 1]}}}, foreign)
+    write_hub(tmp_path / "named", {"en": {"test": {**texts, "label": ["contradictory", "maybe"]}}}, named)
+    no_premise = datasets.Features({"hypothesis": datasets.Value("string"), "label": datasets.Value("int64")})
+    write_hub(tmp_path / "columns", {"en": {"test": {"hypothesis": ["c"], "label": [0]}}}, no_premise)
+    with pytest.raises(DataError, match=r"ClassLabel names 'yes', 'no', 'maybe' are not labels of xnli"):
+        load_split(XNLI, DataSource("local_hub", str(tmp_path / "foreign")), "test", "en")
+    with pytest.raises(DataError, match=r"config en split test row 1: unknown label 'maybe'"):
+        load_split(XNLI, DataSource("local_hub", str(tmp_path / "named")), "test", "en")
+    with pytest.raises(DataError, match=r"split test: missing column\(s\) premise; columns: hypothesis, label"):
+        load_split(XNLI, DataSource("local_hub", str(tmp_path / "columns")), "test", "en")
+
+
+@pytest.mark.parametrize("task", [PAWSX, XNLI])
+def test_synthetic_world_layouts_load_to_the_same_pairs(tiny_world, task):
+    hub = DataSource("local_hub", str(tiny_world.hub_dir(task.name)))
+    tsv = DataSource("tsv", str(tiny_world.tsv_dir(task.name)))
+    languages = available_languages(task, hub)
+    assert languages == available_languages(task, tsv) == tuple(tiny_world.languages)
+    from_hub, from_tsv = load_task_data(task, hub, languages), load_task_data(task, tsv, languages)
+    pairs = [(from_hub.train, from_tsv.train), (from_hub.dev, from_tsv.dev)]
+    pairs += [(from_hub.test[language], from_tsv.test[language]) for language in languages]
+    for hub_split, tsv_split in pairs:
+        # PAWS-X's Hub ids are not in XTREME's TSVs (there the id is the row index).
+        assert hub_split.remove_columns("id").to_dict() == tsv_split.remove_columns("id").to_dict()
+    aligned = align_parallel(task, from_hub.test)
+    assert generalized_pair(aligned, languages[0], languages[-1])["label"] == from_hub.test[languages[-1]]["label"]

@@ -134,8 +134,8 @@ def generalized_pair(aligned: Mapping[str, datasets.Dataset], lang1: str, lang2:
             raise DataError(f"no aligned test set for language {language!r}; available: {', '.join(aligned)}")
     first, second = _canonical_table(aligned[lang1]), _canonical_table(aligned[lang2])
     _check_same_rows(lang1, first, lang2, second)
-    pair = {"id": first["id"], "sentence1": first["sentence1"], "sentence2": second["sentence2"], "label": first["label"]}
-    return _to_dataset(pa.table(pair))
+    pair = {"id": first["id"], "sentence1": first["sentence1"], "sentence2": second["sentence2"]}
+    return _to_dataset(pa.table({**pair, "label": first["label"]}))
 
 
 def fingerprint(dataset: datasets.Dataset) -> str:
@@ -151,7 +151,8 @@ def _canonical_table(dataset: datasets.Dataset) -> pa.Table:
     """The canonical columns of a Dataset (in its logical row order) as one Arrow table."""
     missing = [column for column in CANONICAL_COLUMNS if column not in dataset.column_names]
     if missing:
-        raise DataError(f"dataset lacks canonical column(s) {', '.join(missing)}; has {', '.join(dataset.column_names)}")
+        present = ", ".join(dataset.column_names)
+        raise DataError(f"dataset lacks canonical column(s) {', '.join(missing)}; has {present}")
     table = dataset.with_format("arrow", columns=list(CANONICAL_COLUMNS))[:]
     return table.select(list(CANONICAL_COLUMNS)).cast(CANONICAL_FEATURES.arrow_schema.remove_metadata())
 
@@ -184,6 +185,8 @@ def _int64_bytes(column: pa.Array) -> list:
 
 def _string_bytes(column: pa.Array) -> list:
     """String lengths then the UTF-8 bytes, whatever the array's offset width or slice offset."""
+    if len(column) == 0:
+        return [b""]
     column = column.cast(pa.large_string())
     _, offsets_buffer, data_buffer = column.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype="<i8", count=len(column) + 1, offset=column.offset * 8)
@@ -219,8 +222,9 @@ def _checked_texts(table: pa.Table, where: Where, allow_empty: bool) -> pa.Table
 
 
 def _allowed_labels(task: Task) -> str:
+    names = ", ".join(task.label_names)
     aliases = [alias for alias in task.label_aliases if alias not in task.label_names]
-    return f"{', '.join(task.label_names)} (also accepted: {', '.join(aliases)})" if aliases else ", ".join(task.label_names)
+    return f"{names} (also accepted: {', '.join(aliases)})" if aliases else names
 
 
 def _is_integer_text(text: str) -> bool:
@@ -256,8 +260,10 @@ def _label_ids_by_name(task: Task, labels: pa.ChunkedArray | pa.Array, where: Wh
 def _checked_label_range(values: pa.Array, count: int, where: Where, meaning: str) -> pa.Array:
     """Integer labels must lie in [0, count); the message says what the numbers mean."""
     values = values.cast(pa.int64())
-    outside = pc.or_kleene(pc.is_null(values), pc.invert(pc.and_(pc.greater_equal(values, 0), pc.less(values, count))))
-    row = _first_true(outside)
+    row = _first_true(pc.is_null(values))
+    if row is not None:
+        raise DataError(f"{where(row)}: missing label")
+    row = _first_true(pc.invert(pc.and_(pc.greater_equal(values, 0), pc.less(values, count))))
     if row is not None:
         raise DataError(f"{where(row)}: label {values[row].as_py()} outside 0..{count - 1} ({meaning})")
     return values
