@@ -28,9 +28,19 @@ def content_key(parts: Mapping[str, Any]) -> str:
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
-    """Hash of what decides token ids: the tokenizer class and its full serialized state."""
+    """Hash of what decides token ids: the tokenizer class and its serialized state.
+
+    The fast tokenizer's serialization also records the truncation/padding settings of its last
+    call, which change as soon as it is used; they are dropped so the key is stable.
+    """
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    state = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    if backend is not None:
+        state = json.loads(backend.to_str())
+        state.pop("truncation", None)
+        state.pop("padding", None)
+    else:
+        state = tokenizer.get_vocab()
+    state = json.dumps(state, sort_keys=True)
     return hashlib.sha256(f"{type(tokenizer).__name__}\n{state}".encode()).hexdigest()[:24]
 
 

@@ -117,9 +117,10 @@ class TrialSpec:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["method_options"] = dict(self.method_options)
-        out["languages"] = list(self.languages)
+        """The nested plain dict that `from_dict` reads back (Tune's config, trial.json)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out.update(data=dataclasses.asdict(self.data), training=dataclasses.asdict(self.training),
+                   method_options=dict(self.method_options), languages=list(self.languages))
         if self.data_fingerprints is not None:
             out["data_fingerprints"] = dict(self.data_fingerprints)
         return out

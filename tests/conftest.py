@@ -1,0 +1,29 @@
+"""Test-wide environment: offline Hub, loopback Ray, small thread counts, an isolated HF cache."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# Before anything imports transformers/datasets/ray: an offline Hub load would otherwise wait on
+# timeouts, and Ray must bind to loopback only.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="robust-xlt-test-hf-"))
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory):
+    """The synthetic world's tiny preset, built once per test session."""
+    from trainables.synthetic import WorldSpec, ensure_world
+
+    return ensure_world(tmp_path_factory.mktemp("world"), spec=WorldSpec.tiny(), seed=0)
