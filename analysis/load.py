@@ -1,0 +1,357 @@
+"""Read experiment directories (docs/results-schema.md) into one tidy, validated DataFrame.
+
+This is the only module of the package that reads result files; everything downstream is a pure
+function over DataFrames.
+
+Tidy metrics frame (`Results.metrics`), one row per (experiment, config_id, stage, seed, split, lang1, lang2):
+
+| column | dtype | meaning |
+|---|---|---|
+| experiment, task, method, config_id, config_label | str | as in metrics.parquet |
+| epsilon | float64 (NaN when not applicable) | L-inf radius of adv / rs_rp |
+| m | float64 (NaN when not applicable) | copies of rs_da / rs_syntax |
+| seed | int64 | training seed: the pairing key of every paired test |
+| stage | str | grid, search or final |
+| split | str | dev (English, best-by-dev) or test |
+| lang1, lang2 | str | sentence-1 / sentence-2 language |
+| accuracy | float64 | fraction in [0, 1] |
+| n, best_step | int64 | examples, update of the best dev accuracy |
+| source | str | the metrics.parquet the row came from (for error messages) |
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from analysis.names import METHODS
+
+METRICS_SCHEMA = pa.schema(
+    [
+        ("experiment", pa.string()),
+        ("task", pa.string()),
+        ("method", pa.string()),
+        ("config_id", pa.string()),
+        ("config_label", pa.string()),
+        ("epsilon", pa.float64()),
+        ("m", pa.int64()),
+        ("seed", pa.int64()),
+        ("stage", pa.string()),
+        ("split", pa.string()),
+        ("lang1", pa.string()),
+        ("lang2", pa.string()),
+        ("accuracy", pa.float64()),
+        ("n", pa.int64()),
+        ("best_step", pa.int64()),
+    ]
+)
+PREDICTION_COLUMNS = ("config_id", "seed", "stage", "split", "lang1", "lang2", "example", "label", "prediction")
+REQUIRED_NON_NULL = ("experiment", "task", "method", "config_id", "seed", "stage", "split", "lang1", "lang2", "accuracy", "n")
+ALLOWED_VALUES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"method": METHODS, "stage": ("grid", "search", "final"), "split": ("dev", "test")}
+)
+ROW_KEY = ("experiment", "config_id", "stage", "seed", "split", "lang1", "lang2")
+SEED_GROUP = ("experiment", "config_id", "stage")
+
+
+class AnalysisInputError(ValueError):
+    """Bad or inconsistent results; the message names the file (and row or field) at fault."""
+
+
+@dataclass(frozen=True)
+class ExperimentInfo:
+    """What experiment.json and plan.json say about one experiment directory."""
+
+    name: str
+    path: Path
+    task: str
+    languages: tuple[str, ...]
+    baseline: str
+    seeds: tuple[int, ...]
+    language_distances: Mapping[str, float] | None
+    distance_name: str | None
+    planned: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (config_id, stage) -> N
+
+
+@dataclass(frozen=True)
+class Results:
+    """All metrics rows of the loaded experiments plus their metadata."""
+
+    metrics: pd.DataFrame
+    experiments: tuple[ExperimentInfo, ...]
+
+    def experiment(self, name: str) -> ExperimentInfo:
+        for info in self.experiments:
+            if info.name == name:
+                return info
+        raise KeyError(f"no loaded experiment named {name!r}")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = json.load(handle)
+    except FileNotFoundError:
+        raise AnalysisInputError(f"{path}: missing (every experiment directory has one)") from None
+    except json.JSONDecodeError as error:
+        raise AnalysisInputError(f"{path}: line {error.lineno}: invalid JSON ({error.msg})") from None
+    if not isinstance(value, dict):
+        raise AnalysisInputError(f"{path}: expected a JSON object at the top level")
+    return value
+
+
+def _field(document: dict, key: str, kind: type | tuple[type, ...], path: Path):
+    if key not in document:
+        raise AnalysisInputError(f"{path}: missing field {key!r}")
+    value = document[key]
+    if not isinstance(value, kind):
+        raise AnalysisInputError(f"{path}: field {key!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _distances(document: dict, path: Path) -> Mapping[str, float] | None:
+    raw = document.get("language_distances")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not all(isinstance(v, (int, float)) for v in raw.values()):
+        raise AnalysisInputError(f"{path}: field 'language_distances' must map languages to numbers")
+    return MappingProxyType({str(k): float(v) for k, v in raw.items()})
+
+
+def planned_seed_counts(plan: dict, path: Path) -> Mapping[tuple[str, str], int]:
+    """N per seed group: the number of plan cells with its config_id and stage."""
+    cells = _field(plan, "cells", list, path)
+    counts: dict[tuple[str, str], int] = {}
+    for index, cell in enumerate(cells):
+        if not isinstance(cell, dict) or "config_id" not in cell or "stage" not in cell:
+            raise AnalysisInputError(f"{path}: cells[{index}] needs 'config_id' and 'stage'")
+        key = (str(cell["config_id"]), str(cell["stage"]))
+        counts[key] = counts.get(key, 0) + 1
+    return MappingProxyType(counts)
+
+
+def read_experiment_info(experiment_dir: Path) -> ExperimentInfo:
+    """experiment.json and plan.json of one directory, validated."""
+    path = experiment_dir / "experiment.json"
+    document = _read_json(path)
+    languages = tuple(str(x) for x in _field(document, "languages", list, path))
+    if not languages:
+        raise AnalysisInputError(f"{path}: field 'languages' is empty")
+    plan_path = experiment_dir / "plan.json"
+    return ExperimentInfo(
+        name=str(_field(document, "experiment", str, path)),
+        path=experiment_dir,
+        task=str(_field(document, "task", str, path)),
+        languages=languages,
+        baseline=str(document.get("baseline", "baseline")),
+        seeds=tuple(int(s) for s in document.get("seeds", [])),
+        language_distances=_distances(document, path),
+        distance_name=document.get("distance_name"),
+        planned=planned_seed_counts(_read_json(plan_path), plan_path),
+    )
+
+
+def expand_experiment_dirs(dirs: Iterable[str | Path]) -> list[Path]:
+    """Experiment directories named directly, or every experiment under a storage folder."""
+    found: list[Path] = []
+    for entry in map(Path, dirs):
+        if (entry / "experiment.json").is_file():
+            found.append(entry)
+            continue
+        children = sorted(p.parent for p in entry.glob("*/experiment.json")) if entry.is_dir() else []
+        if not children:
+            raise AnalysisInputError(f"{entry}: not an experiment directory (no experiment.json in it or below it)")
+        found.extend(children)
+    if len(set(found)) != len(found):
+        raise AnalysisInputError("the same experiment directory was given twice")
+    return found
+
+
+def metrics_files(experiment_dir: Path) -> list[Path]:
+    """The done cells of an experiment: results/<config_id>/seed-<seed>/metrics.parquet."""
+    return sorted((experiment_dir / "results").glob("*/seed-*/metrics.parquet"))
+
+
+def _check_columns(files: Sequence[Path]) -> None:
+    dataset = ds.dataset([str(f) for f in files], format="parquet")
+    for fragment in dataset.get_fragments():
+        present = set(fragment.physical_schema.names)
+        missing = [name for name in METRICS_SCHEMA.names if name not in present]
+        if missing:
+            raise AnalysisInputError(f"{fragment.path}: missing column(s) {', '.join(missing)}")
+
+
+def read_metrics_files(files: Sequence[Path]) -> pd.DataFrame:
+    """All rows of the given metrics.parquet files, cast to the schema, with a `source` column."""
+    _check_columns(files)
+    dataset = ds.dataset([str(f) for f in files], format="parquet", schema=METRICS_SCHEMA)
+    try:
+        table = dataset.to_table(columns=[*METRICS_SCHEMA.names, "__filename"])
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as error:
+        raise AnalysisInputError(f"metrics files under {files[0].parents[2]}: column type mismatch ({error})") from None
+    frame = table.to_pandas()
+    frame = frame.rename(columns={"__filename": "source"})
+    frame["m"] = frame["m"].astype("float64")
+    return frame
+
+
+def _first_bad_row(frame: pd.DataFrame, mask: pd.Series) -> str:
+    row_in_file = frame.groupby("source", sort=False).cumcount()
+    first = mask.to_numpy().nonzero()[0][0]
+    return f"{frame['source'].iloc[first]}: row {int(row_in_file.iloc[first])}"
+
+
+def validate_metrics(frame: pd.DataFrame) -> None:
+    """Refuse nulls/NaN, unknown names, out-of-range accuracy, misplaced files and duplicate rows."""
+    for column in REQUIRED_NON_NULL:
+        mask = frame[column].isna()
+        if mask.any():
+            raise AnalysisInputError(f"{_first_bad_row(frame, mask)}: {column} is null/NaN")
+    for column, allowed in ALLOWED_VALUES.items():
+        mask = ~frame[column].isin(allowed)
+        if mask.any():
+            value = frame.loc[mask, column].iloc[0]
+            raise AnalysisInputError(
+                f"{_first_bad_row(frame, mask)}: unknown {column} {value!r} (allowed: {', '.join(allowed)})"
+            )
+    mask = (frame["accuracy"] < 0) | (frame["accuracy"] > 1)
+    if mask.any():
+        raise AnalysisInputError(
+            f"{_first_bad_row(frame, mask)}: accuracy {frame.loc[mask, 'accuracy'].iloc[0]} outside [0, 1] "
+            "(accuracy is stored as a fraction, not a percentage)"
+        )
+    _check_locations(frame)
+    _check_duplicates(frame)
+
+
+def _check_locations(frame: pd.DataFrame) -> None:
+    parts = frame["source"].str.rsplit("/", n=3, expand=True)
+    expected_seed = "seed-" + frame["seed"].astype(str)
+    mask = (parts[1] != frame["config_id"]) | (parts[2] != expected_seed)
+    if mask.any():
+        raise AnalysisInputError(
+            f"{_first_bad_row(frame, mask)}: config_id {frame.loc[mask, 'config_id'].iloc[0]!r} / seed "
+            f"{frame.loc[mask, 'seed'].iloc[0]} do not match the folder results/<config_id>/seed-<seed>/"
+        )
+
+
+def _check_duplicates(frame: pd.DataFrame) -> None:
+    mask = frame.duplicated(list(ROW_KEY), keep=False)
+    if mask.any():
+        key = frame.loc[mask, list(ROW_KEY)].iloc[0]
+        clash = frame.loc[mask & (frame[list(ROW_KEY)] == key).all(axis=1), "source"].unique()
+        raise AnalysisInputError(
+            "duplicate metrics rows for " + ", ".join(f"{k}={key[k]}" for k in ROW_KEY) + " in: " + ", ".join(clash)
+        )
+    methods_per_config = frame.groupby(["experiment", "config_id"])["method"].nunique()
+    if (methods_per_config > 1).any():
+        experiment, config_id = methods_per_config[methods_per_config > 1].index[0]
+        raise AnalysisInputError(f"experiment {experiment}: config_id {config_id!r} is used by several methods")
+
+
+def _check_against_info(frame: pd.DataFrame, info: ExperimentInfo) -> None:
+    for column, expected in (("experiment", info.name), ("task", info.task)):
+        mask = frame[column] != expected
+        if mask.any():
+            raise AnalysisInputError(
+                f"{_first_bad_row(frame, mask)}: {column} {frame.loc[mask, column].iloc[0]!r} "
+                f"but {info.path / 'experiment.json'} says {expected!r}"
+            )
+    for column in ("lang1", "lang2"):
+        mask = ~frame[column].isin(info.languages)
+        if mask.any():
+            raise AnalysisInputError(
+                f"{_first_bad_row(frame, mask)}: {column} {frame.loc[mask, column].iloc[0]!r} is not one of the "
+                f"languages of {info.path / 'experiment.json'} ({', '.join(info.languages)})"
+            )
+
+
+def load_experiment(experiment_dir: str | Path) -> tuple[pd.DataFrame, ExperimentInfo]:
+    """One experiment's validated metrics and metadata."""
+    experiment_dir = Path(experiment_dir)
+    info = read_experiment_info(experiment_dir)
+    files = metrics_files(experiment_dir)
+    if not files:
+        raise AnalysisInputError(f"{experiment_dir}: no finished trials (no results/*/seed-*/metrics.parquet)")
+    frame = read_metrics_files(files)
+    validate_metrics(frame)
+    _check_against_info(frame, info)
+    return frame, info
+
+
+def _check_consistent(experiments: Sequence[ExperimentInfo]) -> None:
+    names = [info.name for info in experiments]
+    if len(set(names)) != len(names):
+        raise AnalysisInputError(f"two experiment directories share the experiment name: {names}")
+    by_task: dict[str, ExperimentInfo] = {}
+    for info in experiments:
+        first = by_task.setdefault(info.task, info)
+        if first.languages != info.languages:
+            raise AnalysisInputError(
+                f"{info.path / 'experiment.json'}: languages {list(info.languages)} differ from "
+                f"{first.path / 'experiment.json'} ({list(first.languages)}) for the same task {info.task!r}"
+            )
+
+
+def load_results(experiment_dirs: Iterable[str | Path]) -> Results:
+    """Every experiment directory (or storage folder of them) into one validated `Results`."""
+    frames, infos = [], []
+    for experiment_dir in expand_experiment_dirs(experiment_dirs):
+        frame, info = load_experiment(experiment_dir)
+        frames.append(frame)
+        infos.append(info)
+    _check_consistent(infos)
+    metrics = pd.concat(frames, ignore_index=True)
+    return Results(metrics=metrics, experiments=tuple(infos))
+
+
+def planned_frame(experiments: Iterable[ExperimentInfo]) -> pd.DataFrame:
+    """N (planned seeds) per (experiment, config_id, stage) as a DataFrame for merges."""
+    rows = [
+        (info.name, config_id, stage, count)
+        for info in experiments
+        for (config_id, stage), count in info.planned.items()
+    ]
+    return pd.DataFrame(rows, columns=["experiment", "config_id", "stage", "N"]).astype({"N": "int64"})
+
+
+def prediction_files(info: ExperimentInfo, groups: pd.DataFrame) -> list[Path]:
+    """predictions.parquet of the given (config_id, seed) rows that exist on disk."""
+    paths = (
+        info.path / "results" / str(config_id) / f"seed-{int(seed)}" / "predictions.parquet"
+        for config_id, seed in groups[["config_id", "seed"]].itertuples(index=False)
+    )
+    return [p for p in paths if p.is_file()]
+
+
+def load_correctness(info: ExperimentInfo, groups: pd.DataFrame, *, stage: str) -> pd.DataFrame:
+    """Per-example correctness (0/1) on the standard test setting for the given (config_id, seed) groups.
+
+    Columns: config_id, seed, language, example, correct. Only rows with lang1 == lang2 and split
+    test of the given stage are read (pushed down into the Parquet scan).
+    """
+    files = prediction_files(info, groups)
+    if not files:
+        return pd.DataFrame(columns=["config_id", "seed", "language", "example", "correct"])
+    dataset = ds.dataset([str(f) for f in files], format="parquet")
+    condition = (ds.field("split") == "test") & (ds.field("lang1") == ds.field("lang2")) & (ds.field("stage") == stage)
+    table = dataset.to_table(columns=list(PREDICTION_COLUMNS), filter=condition)
+    frame = table.to_pandas()
+    correct = (frame["label"].to_numpy() == frame["prediction"].to_numpy()).astype(np.int8)
+    return pd.DataFrame(
+        {
+            "config_id": frame["config_id"],
+            "seed": frame["seed"].astype("int64"),
+            "language": frame["lang1"],
+            "example": frame["example"].astype("int64"),
+            "correct": correct,
+        }
+    )

@@ -1,0 +1,472 @@
+"""The report: tables with significance marks, diagnostics, seeds needed, generalized matrices, the paper side
+by side, and the figures, from one or more experiment directories.
+
+Library entry point: `render_report(experiment_dirs, fmt=..., ...) -> str`.
+CLI: `python -m sweeper report DIR... [--format csv|latex|markdown] [--out PATH] [--figures DIR]
+[--baseline NAME] [--alpha 0.05] [--holm] [--gain 0.5] ...` calls `main(argv)`; also `python -m analysis.report`.
+Bad input exits with code 2 and a message naming the file; nothing is written before all input is validated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from analysis.aggregate import dev_means, m_ablation, seed_averages, seed_scores, summarize, table_material
+from analysis.distances import Distances, experiment_distances, order_by_distance
+from analysis.load import AnalysisInputError, ExperimentInfo, Results, load_correctness, load_results, planned_frame
+from analysis.names import AVG, METHOD_DISPLAY, M_METHODS, METHODS
+from analysis.paper import PaperComparison, compare_with_paper, comparison_grid
+from analysis.stats import example_bootstrap
+from analysis.tables import (
+    TableOptions,
+    TaskTable,
+    attach_example_level,
+    build_task_table,
+    difference_matrices,
+    generalized_matrices,
+    latex_document,
+    markdown_grid,
+    matrix_text,
+    render_csv,
+    render_latex,
+    render_markdown,
+    render_matrix_latex,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+FORMATS = ("markdown", "latex", "csv")
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """Everything the CLI can set; `baseline=None` takes each task's baseline from experiment.json."""
+
+    baseline: str | None = None
+    alpha: float = 0.05
+    holm: bool = False
+    n_resamples: int = 10_000
+    seed: int = 0
+    gain: float = 0.5
+    power: float = 0.8
+    decimals: int = 1
+    example_level: bool = True
+    methods: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class TaskReport:
+    """Everything reported for one task."""
+
+    table: TaskTable
+    experiments: tuple[ExperimentInfo, ...]
+    selection: pd.DataFrame
+    generalized: Mapping[str, pd.DataFrame]
+    differences: Mapping[str, pd.DataFrame]
+    comparison: PaperComparison
+    distances: Distances | None
+    m_points: Mapping[str, pd.DataFrame]
+    notes: tuple[str, ...] = field(default=())
+
+
+# ---- building (pure, except the predictions read for the example-level supplement) ----------------
+
+def task_baseline(infos: Sequence[ExperimentInfo], requested: str | None) -> str:
+    """The baseline method for a task: the requested one, else the experiments' (which must agree)."""
+    if requested is not None:
+        return requested
+    named = {info.baseline for info in infos}
+    if len(named) != 1:
+        raise AnalysisInputError(
+            f"experiments of task {infos[0].task} name different baselines ({', '.join(sorted(named))}); pass --baseline"
+        )
+    return named.pop()
+
+
+def selection_frame(metrics: pd.DataFrame, table: TaskTable) -> pd.DataFrame:
+    """Per method: the chosen configuration and every candidate's mean English dev accuracy."""
+    dev = dev_means(metrics)
+    chosen = table.selection.set_index("method")
+    rows = []
+    for method in chosen.index:
+        candidates = dev[(dev["method"] == method) & (dev["stage"] == chosen.loc[method, "stage"])].sort_values("dev_mean", ascending=False)
+        listing = "; ".join(f"{label} {value:.2f}" for label, value in zip(candidates["config_label"], candidates["dev_mean"]))
+        rows.append((chosen.loc[method, "row"], chosen.loc[method, "stage"], chosen.loc[method, "dev_mean"],
+                     int(chosen.loc[method, "dev_n"]), listing))
+    return pd.DataFrame(rows, columns=["row", "stage", "dev_mean", "dev_n", "candidates"])
+
+
+def m_points(metrics: pd.DataFrame, planned: pd.DataFrame, task: str, languages: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """Per m-method with at least two values of m: average accuracy per m (Figure 3's points)."""
+    scores = seed_scores(metrics)
+    scores = scores[scores["method"].isin(M_METHODS) & scores["language"].isin(languages)]
+    averages = summarize(seed_averages(scores, {task: languages}), planned)
+    found = {}
+    for method in M_METHODS:
+        points = m_ablation(averages, method).sort_values("n", ascending=False).drop_duplicates("m").sort_values("m")
+        if points["m"].nunique() >= 2:
+            found[method] = points.reset_index(drop=True)
+    return found
+
+
+def seed_averaged_correctness(correctness: pd.DataFrame, languages: Sequence[str]) -> pd.DataFrame:
+    """languages (+ avg) x examples: per-example correctness averaged over seeds, avg over languages."""
+    matrix = correctness.groupby(["language", "example"])["correct"].mean().unstack("example")
+    matrix = matrix.reindex(index=[lang for lang in languages if lang in matrix.index])
+    if len(matrix.index) == len(languages):
+        matrix.loc[AVG] = matrix.mean(axis=0)
+    return matrix
+
+
+def example_level_tests(correctness: pd.DataFrame, table: TaskTable) -> tuple[pd.DataFrame, list[str]]:
+    """The example-level paired bootstrap for every method against the baseline (supplement)."""
+    notes, frames = [], []
+    chosen = table.selection
+    key = correctness.merge(chosen[["config_id", "method"]], on="config_id")
+    base = seed_averaged_correctness(key[key["method"] == table.baseline], table.languages)
+    for method in chosen["method"]:
+        if method == table.baseline:
+            continue
+        treat = seed_averaged_correctness(key[key["method"] == method], table.languages)
+        rows = [r for r in treat.index if r in base.index]
+        examples = treat.columns.intersection(base.columns)
+        if len(examples) < max(len(treat.columns), len(base.columns)):
+            notes.append(f"example-level test, {method}: only {len(examples)} example ids appear for both methods")
+        result = example_bootstrap(treat.loc[rows, examples].to_numpy(), base.loc[rows, examples].to_numpy(),
+                                   n_resamples=table.options.n_resamples, seed=table.options.seed)
+        frames.append(pd.DataFrame({"method": method, "column": rows, "p_example": result.pvalue,
+                                    "mean_diff_example": result.mean_difference * 100.0}))
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["method", "column", "p_example"])), notes
+
+
+def read_correctness(results: Results, table: TaskTable, infos: Sequence[ExperimentInfo]) -> tuple[pd.DataFrame | None, str | None]:
+    """Per-example correctness of the chosen groups' seeds, or why the supplement is skipped."""
+    scores = seed_scores(results.metrics)
+    groups = scores.merge(table.selection[["experiment", "config_id", "stage"]])[["experiment", "config_id", "stage", "seed"]].drop_duplicates()
+    frames = []
+    for info in infos:
+        for stage, part in groups[groups["experiment"] == info.name].groupby("stage"):
+            frame = load_correctness(info, part, stage=stage)
+            frames.append(frame)
+            found = frame[["config_id", "seed"]].drop_duplicates()
+            if len(found) < len(part):
+                return None, f"example-level test skipped: predictions.parquet missing for {len(part) - len(found)} chosen run(s) of {info.name}"
+    return (pd.concat(frames, ignore_index=True) if frames else None), None
+
+
+def table_notes(table: TaskTable, planned: pd.DataFrame) -> list[str]:
+    """Warnings a reader must see: unpaired seeds, groups not in plan.json, incomplete cells."""
+    cells = table.cells
+    notes = [
+        f"{row}, {column}: seeds without a partner on the other side: {seeds} (never marked)"
+        for row, column, seeds in zip(cells["row"], cells["column"], cells["unpaired_seeds"].fillna(""))
+        if seeds
+    ]
+    if cells["N"].isna().any():
+        rows = ", ".join(sorted(set(cells.loc[cells["N"].isna(), "row"])))
+        notes.append(f"not in plan.json (planned seeds unknown, shown n/?): {rows}")
+    incomplete = cells[(cells["n"] != cells["N"]) & cells["N"].notna()]
+    if len(incomplete):
+        notes.append(f"{len(incomplete)} cell(s) have fewer seeds than planned (shown n/N, never marked)")
+    return notes
+
+
+def build_task_report(results: Results, task: str, options: ReportOptions) -> TaskReport:
+    """Tables, tests, matrices, comparison and figure data for one task."""
+    infos = tuple(info for info in results.experiments if info.task == task)
+    metrics = results.metrics[results.metrics["task"] == task]
+    planned = planned_frame(infos)
+    languages = infos[0].languages
+    table_options = TableOptions(task_baseline(infos, options.baseline), options.alpha, options.holm, options.n_resamples,
+                                 options.seed, options.decimals, options.gain, options.power)
+    table = build_task_table(metrics, planned, languages, table_options, options.methods)
+    notes = table_notes(table, planned)
+    if options.example_level:
+        correctness, skipped = read_correctness(results, table, infos)
+        if correctness is not None:
+            example, example_notes = example_level_tests(correctness, table)
+            table = attach_example_level(table, example)
+            notes += example_notes
+        elif skipped:
+            notes.append(skipped)
+    distances = experiment_distances(infos[0])
+    matrices = generalized_matrices(metrics, table.selection, order_by_distance(languages, distances))
+    return TaskReport(
+        table=table, experiments=infos, selection=selection_frame(metrics, table), generalized=matrices,
+        differences=difference_matrices(matrices, table.baseline), comparison=compare_with_paper(table.cells, task, languages),
+        distances=distances, m_points=m_points(metrics, planned, task, languages), notes=tuple(notes),
+    )
+
+
+def build_reports(results: Results, options: ReportOptions) -> list[TaskReport]:
+    """One TaskReport per task, in the order the tasks' experiments were given."""
+    tasks = list(dict.fromkeys(info.task for info in results.experiments))
+    table_rows = table_material(results.metrics)
+    missing = [t for t in tasks if not (table_rows["task"] == t).any()]
+    if missing:
+        raise AnalysisInputError(f"no table results (stage grid or final) for task(s) {', '.join(missing)}")
+    return [build_task_report(results, task, options) for task in tasks]
+
+
+# ---- figures -------------------------------------------------------------------------------------
+
+def display(method: str) -> str:
+    return METHOD_DISPLAY.get(method, method)
+
+
+def planned_figures(report: TaskReport) -> list[tuple[str, Callable[[], "Figure"]]]:
+    """(file stem, builder) for every figure this task's data supports."""
+    # matplotlib is imported only when figures are asked for: it doubles the CLI's start-up time.
+    from analysis.figures import difference_heatmap_figure, gain_vs_distance_figure, gains_against_distance, m_ablation_figure
+
+    table, task = report.table, report.table.task
+    base = display(table.baseline)
+    figures = []
+    methods = [m for m in table.selection["method"] if m != table.baseline]
+    if report.distances is not None:
+        for method in methods:
+            gains = gains_against_distance(table.cells, method, dict(report.distances.values))
+            if len(gains):
+                figures.append((f"{task}_fig2_gain_vs_distance_{method}", lambda g=gains, m=method: gain_vs_distance_figure(
+                    g, method_label=display(m), baseline_label=base, distance_name=report.distances.name, task=task)))
+    baseline_avg = table.cells.loc[(table.cells["method"] == table.baseline) & (table.cells["column"] == AVG), "mean"]
+    for method, points in report.m_points.items():
+        figures.append((f"{task}_fig3_m_ablation_{method}", lambda p=points, m=method: m_ablation_figure(
+            p, method_label=display(m), task=task, baseline_mean=float(baseline_avg.iloc[0]) if len(baseline_avg) else None)))
+    for method, difference in report.differences.items():
+        title = f"{task}: {display(method)} - {base}, generalized setting (accuracy points)"
+        figures.append((f"{task}_fig45_generalized_{method}_minus_{table.baseline}",
+                        lambda d=difference, t=title: difference_heatmap_figure(d, title=t)))
+    return figures
+
+
+def write_figures(reports: Sequence[TaskReport], out_dir: Path) -> list[Path]:
+    """Every planned figure as PNG and PDF under out_dir."""
+    from analysis.figures import save_figure
+
+    written = []
+    for report in reports:
+        for stem, build in planned_figures(report):
+            written += save_figure(build(), out_dir / stem)
+    return written
+
+
+# ---- rendering -----------------------------------------------------------------------------------
+
+def _p(value) -> str:
+    return "–" if pd.isna(value) else f"{value:.4f}"
+
+
+def tests_grid(table: TaskTable) -> pd.DataFrame:
+    """One line per tested cell: difference with its interval, the primary p and the diagnostics."""
+    cells = table.cells[table.cells["method"] != table.baseline]
+    d = table.options.decimals + 1
+    rows = {
+        "difference [95% CI]": [f"{m:+.{d}f} [{lo:+.{d}f}, {hi:+.{d}f}]" if pd.notna(m) else "–"
+                                for m, lo, hi in zip(cells["mean_diff"], cells["ci_low"], cells["ci_high"])],
+        "pairs": [f"{int(n)}" if pd.notna(n) else "0" for n in cells["n_pairs"]],
+        "p (bootstrap)": [_p(v) for v in cells["p"]],
+        "p (Holm)": [_p(v) for v in cells["p_holm"]],
+        "p ttest_rel": [_p(v) for v in cells["p_ttest_rel"]],
+        "p sign-flip": [_p(v) for v in cells["p_sign_flip"]],
+        "p example-level": [_p(v) for v in cells.get("p_example", pd.Series(np.nan, index=cells.index))],
+        "marked": ["yes" if s else "" for s in cells["significant"]],
+    }
+    frame = pd.DataFrame(rows)
+    frame.index = [f"{r} / {c}" for r, c in zip(cells["row"], cells["column"])]
+    return frame
+
+
+def seeds_grid(table: TaskTable) -> pd.DataFrame:
+    """rows x columns of "seeds needed (sd of the paired differences)"."""
+    cells = table.cells[table.cells["method"] != table.baseline]
+    text = [("–" if pd.isna(n) else (f">{1000}" if np.isinf(n) else f"{int(n)}")) + ("" if pd.isna(sd) else f" (sd {sd:.2f})")
+            for n, sd in zip(cells["seeds_needed"], cells["sd_diff"])]
+    grid = cells.assign(text=text).pivot(index="row", columns="column", values="text")
+    rows = [r for r in table.rows if r in grid.index]
+    return grid.reindex(index=rows, columns=list(table.columns)).fillna("–")
+
+
+def markdown_task(report: TaskReport, figures: Sequence[str]) -> str:
+    """The Markdown section of one task."""
+    table, opts = report.table, report.table.options
+    names = ", ".join(info.name for info in report.experiments)
+    parts = [f"## {table.task} (experiments: {names})", render_markdown(table)]
+    selection = report.selection.set_index("row")[["stage", "dev_mean", "dev_n", "candidates"]]
+    selection["dev_mean"] = selection["dev_mean"].map(lambda v: f"{v:.2f}")
+    selection.columns = ["stage", "dev accuracy", "seeds", "candidates (dev accuracy)"]
+    parts += ["### Configuration chosen by mean English dev accuracy (%)", markdown_grid(selection, "Method")]
+    parts += [f"### Paired tests against {display(table.baseline)} (points; p one-sided)", markdown_grid(tests_grid(table), "Cell"),
+              "Primary test: bootstrapped paired t-test on per-seed accuracies (seeds paired by id). Diagnostics: "
+              "scipy ttest_rel (greater), exact sign-flip permutation, example-level paired bootstrap on per-example "
+              "correctness averaged over seeds (supplement, not used for marks)."]
+    parts += [f"### Seeds needed to detect +{opts.gain:g} points (one-sided paired t-test, alpha {opts.alpha:g}, power {opts.power:g})",
+              markdown_grid(seeds_grid(table), "Method")]
+    for method, matrix in report.generalized.items():
+        parts += [f"### Generalized setting: {display(method)} (rows: sentence-1 language, columns: sentence-2 language)",
+                  markdown_grid(matrix_text(matrix, opts.decimals), "lang1 \\ lang2")]
+    for method, matrix in report.differences.items():
+        parts += [f"### Generalized setting: {display(method)} - {display(table.baseline)}",
+                  markdown_grid(matrix_text(matrix, opts.decimals, signed=True), "lang1 \\ lang2")]
+    parts.append("### Against the paper (ours / paper (difference), points)")
+    if len(report.comparison.frame):
+        parts.append(markdown_grid(comparison_grid(report.comparison, opts.decimals), "Method"))
+    if report.comparison.note:
+        parts.append(report.comparison.note)
+    if figures:
+        parts += ["### Figures", "\n".join(f"- {f}" for f in figures)]
+    if report.notes:
+        parts += ["### Notes", "\n".join(f"- {n}" for n in report.notes)]
+    return "\n\n".join(parts)
+
+
+def render_markdown_report(reports: Sequence[TaskReport], figures: Mapping[str, Sequence[str]]) -> str:
+    return "# Results\n\n" + "\n\n".join(markdown_task(r, figures.get(r.table.task, ())) for r in reports) + "\n"
+
+
+def render_latex_report(reports: Sequence[TaskReport], standalone: bool) -> str:
+    """Main tables and generalized matrices as LaTeX (notes as % comments)."""
+    parts = []
+    for report in reports:
+        task = report.table.task
+        parts.append(render_latex(report.table, label=f"tab:{task}"))
+        for method, matrix in report.generalized.items():
+            parts.append(render_matrix_latex(matrix, f"{task}: generalized setting, {display(method)} (rows: sentence 1, columns: sentence 2)."))
+        parts += [f"% {note}" for note in report.notes]
+        if report.comparison.note:
+            parts.append(f"% {report.comparison.note}")
+    body = "\n\n".join(parts)
+    return latex_document(body) if standalone else "% requires \\usepackage{booktabs}\n" + body + "\n"
+
+
+def render(reports: Sequence[TaskReport], fmt: str, *, figures: Mapping[str, Sequence[str]] | None = None, standalone: bool = False) -> str:
+    """The whole report in one of FORMATS."""
+    renderers: Mapping[str, Callable[[], str]] = {
+        "markdown": lambda: render_markdown_report(reports, figures or {}),
+        "latex": lambda: render_latex_report(reports, standalone),
+        "csv": lambda: render_csv([r.table for r in reports]),
+    }
+    if fmt not in renderers:
+        raise ValueError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    return renderers[fmt]()
+
+
+def render_report(
+    experiment_dirs: Iterable[str | Path],
+    *,
+    fmt: str = "markdown",
+    baseline: str | None = "baseline",
+    alpha: float = 0.05,
+    holm: bool = False,
+    figures_dir: str | Path | None = None,
+    standalone: bool = False,
+    **options,
+) -> str:
+    """The significance-marked report as text; `baseline=None` uses experiment.json's baseline.
+
+    Further keyword options are ReportOptions fields (n_resamples, seed, gain, power, decimals,
+    example_level, methods). Raises AnalysisInputError on bad input.
+    """
+    report_options = ReportOptions(baseline=baseline, alpha=alpha, holm=holm, **options)
+    reports = build_reports(load_results(experiment_dirs), report_options)
+    written: dict[str, list[str]] = {}
+    if figures_dir is not None:
+        for report in reports:
+            written[report.table.task] = [str(p) for p in write_figures([report], Path(figures_dir))]
+    return render(reports, fmt, figures=written, standalone=standalone)
+
+
+# ---- CLI -----------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m sweeper report",
+        description="Tables 1-3 with significance marks, diagnostics, seeds needed, generalized matrices, "
+        "the paper side by side and the figures, from experiment directories.",
+    )
+    parser.add_argument("dirs", nargs="+", metavar="DIR", help="experiment directories (or a storage folder of them)")
+    parser.add_argument("--format", choices=FORMATS, default="markdown", help="output format (default: markdown)")
+    parser.add_argument("--out", type=Path, help="write the report here (atomically) instead of printing it")
+    parser.add_argument("--figures", type=Path, metavar="DIR", help="write the figures (PNG and PDF) into DIR")
+    parser.add_argument("--baseline", help="baseline method (default: experiment.json's)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default: 0.05)")
+    parser.add_argument("--holm", action="store_true", help="Holm-adjust p across the languages of each row")
+    parser.add_argument("--gain", type=float, default=0.5, help="gain in points for the seeds-needed report (default: 0.5)")
+    parser.add_argument("--power", type=float, default=0.8, help="target power for the seeds-needed report (default: 0.8)")
+    parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default: 10000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap's Generator (default: 0)")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, help="rows to show (the baseline is always shown)")
+    parser.add_argument("--no-example-level", action="store_true", help="skip the example-level supplement (reads predictions)")
+    parser.add_argument("--standalone", action="store_true", help="LaTeX: a complete compilable document")
+    return parser
+
+
+def check_arguments(args: argparse.Namespace) -> str | None:
+    """A message for the first bad option value, None when all are usable."""
+    checks = [
+        (0 < args.alpha < 1, f"--alpha must lie in (0, 1), got {args.alpha}"),
+        (0 < args.power < 1, f"--power must lie in (0, 1), got {args.power}"),
+        (args.gain > 0, f"--gain must be positive, got {args.gain}"),
+        (args.resamples >= 1, f"--resamples must be at least 1, got {args.resamples}"),
+        (args.out is None or args.out.parent.is_dir(), f"--out: folder {args.out.parent if args.out else ''} does not exist"),
+        (args.figures is None or not args.figures.exists() or args.figures.is_dir(), f"--figures: {args.figures} is not a folder"),
+    ]
+    return next((message for ok, message in checks if not ok), None)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write text through a temporary file in the same folder, then os.replace."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The `report` command; returns the exit code (2 on bad input, with a message on stderr)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    problem = check_arguments(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    options = ReportOptions(baseline=args.baseline, alpha=args.alpha, holm=args.holm, n_resamples=args.resamples,
+                            seed=args.seed, gain=args.gain, power=args.power, example_level=not args.no_example_level,
+                            methods=tuple(args.methods) if args.methods else None)
+    try:
+        reports = build_reports(load_results(args.dirs), options)
+    except AnalysisInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    figures: dict[str, list[str]] = {}
+    if args.figures is not None:
+        for report in reports:
+            figures[report.table.task] = [str(p) for p in write_figures([report], args.figures)]
+    text = render(reports, args.format, figures=figures, standalone=args.standalone)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        write_atomically(args.out, text)
+        print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
