@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -21,6 +22,7 @@ import pyarrow.parquet as pq
 METRICS = "metrics.parquet"
 PREDICTIONS = "predictions.parquet"
 TRIAL_INFO = "trial.json"
+STATUS = "status.json"  # running (with a heartbeat), failed (with the error) or done; see sweeper status
 
 METRICS_SCHEMA = pa.schema(
     [
@@ -44,7 +46,7 @@ METRICS_SCHEMA = pa.schema(
 _PREDICTION_KEYS = ("task", "method", "config_id", "seed", "stage")
 
 
-def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     """A pyarrow filesystem and path for a local path (relative allowed) or a URI such as s3://."""
     if "://" in uri:
         return pafs.FileSystem.from_uri(uri)
@@ -57,7 +59,7 @@ def cell_dir(experiment_dir: str, config_id: str, seed: int) -> str:
 
 def _write_atomic(uri: str, payload: bytes) -> None:
     """Temporary file then rename on local disk; a single PUT (atomic by itself) on object stores."""
-    fs, path = _filesystem(uri)
+    fs, path = filesystem(uri)
     fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
     if isinstance(fs, pafs.LocalFileSystem):
         tmp = f"{path}.tmp-{uuid.uuid4().hex}"
@@ -104,11 +106,51 @@ def write_results(directory: str, metrics: pa.Table, predictions: pa.Table, tria
     _write_atomic(f"{directory}/{METRICS}", _parquet_bytes(metrics))
 
 
+def exists(uri: str) -> bool:
+    fs, path = filesystem(uri)
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def read_bytes(uri: str) -> bytes:
+    fs, path = filesystem(uri)
+    with fs.open_input_stream(path) as stream:
+        return stream.read()
+
+
+def write_bytes(uri: str, payload: bytes) -> None:
+    """Atomic write (see `_write_atomic`) of any experiment file."""
+    _write_atomic(uri, payload)
+
+
 def is_complete(directory: str) -> bool:
-    fs, path = _filesystem(f"{directory}/{METRICS}")
+    fs, path = filesystem(f"{directory}/{METRICS}")
     return fs.get_file_info(path).type == pafs.FileType.File
 
 
 def read_metrics(directory: str) -> pa.Table:
-    fs, path = _filesystem(f"{directory}/{METRICS}")
+    return read_table(f"{directory}/{METRICS}")
+
+
+def write_status(directory: str, state: str, **fields: Any) -> None:
+    """The cell's own account of its state, kept next to its results (works on shared storage)."""
+    payload = {"state": state, "updated": time.time(), **fields}
+    _write_atomic(f"{directory}/{STATUS}", json.dumps(payload, default=str).encode())
+
+
+def read_status(directory: str) -> dict[str, Any] | None:
+    uri = f"{directory}/{STATUS}"
+    return json.loads(read_bytes(uri)) if exists(uri) else None
+
+
+def restage(directory: str, stage: str) -> None:
+    """Relabel a finished cell's stage (a search-stage seed reused by the final stage)."""
+    for name in (PREDICTIONS, METRICS):  # metrics last: it marks the cell done
+        table = read_table(f"{directory}/{name}")
+        column = pa.array([stage] * len(table), pa.string())
+        _write_atomic(f"{directory}/{name}", _parquet_bytes(table.set_column(table.schema.get_field_index("stage"),
+                                                                             "stage", column)))
+
+
+def read_table(uri: str) -> pa.Table:
+    fs, path = filesystem(uri)
     return pq.read_table(path, filesystem=fs)

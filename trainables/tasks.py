@@ -34,6 +34,8 @@ class Task:
     eval_every: int  # English dev evaluated every this many optimizer updates (paper scripts)
     rs_da_epochs: int  # epochs the paper's RS-DA runs used
     rs_da_m: int  # the paper's m for RS-DA
+    # Sizes of the Hub splits (English train/dev, test per language): used by --dry-run estimates.
+    hub_sizes: Mapping[str, int] = field(default_factory=dict)
     hub_split_names: Mapping[str, str] = field(
         default_factory=lambda: MappingProxyType({"train": "train", "dev": "validation", "test": "test"})
     )
@@ -63,6 +65,7 @@ PAWSX = Task(
     eval_every=500,
     rs_da_epochs=3,
     rs_da_m=10,
+    hub_sizes=MappingProxyType({"train": 49_401, "dev": 2_000, "test": 2_000}),
 )
 
 XNLI = Task(
@@ -80,6 +83,7 @@ XNLI = Task(
     eval_every=1000,
     rs_da_epochs=1,
     rs_da_m=3,
+    hub_sizes=MappingProxyType({"train": 392_702, "dev": 2_490, "test": 5_010}),
 )
 
 TASKS: Mapping[str, Task] = MappingProxyType({PAWSX.name: PAWSX, XNLI.name: XNLI})

@@ -8,9 +8,12 @@ resumes from `tune.get_checkpoint()` after a failure.
 from __future__ import annotations
 
 import gc
+import os
 import platform
 import tempfile
+import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -86,6 +89,14 @@ def final_metrics(metrics: Any) -> dict[str, float]:
     return out
 
 
+def finished_cell(directory: str, stage: str) -> dict[str, float]:
+    """Final metrics of a finished cell; a search-stage seed reused by the final stage is relabelled."""
+    metrics = results.read_metrics(directory)
+    if stage == "final" and set(metrics.column("stage").to_pylist()) != {"final"}:
+        results.restage(directory, "final")
+    return final_metrics(metrics)
+
+
 def evaluate_tests(
     run: TrainingRun, data: PreparedData, identity: Mapping[str, Any]
 ) -> tuple[list[dict[str, Any]], list[Any]]:
@@ -129,7 +140,7 @@ def run_trial(
     """Train (or resume), test the best-by-dev weights, write the result files; return final metrics."""
     out_dir = results.cell_dir(spec.experiment_dir, spec.config_id, spec.seed)
     if results.is_complete(out_dir):  # the cell finished before (e.g. Tune re-ran it after a driver kill)
-        return final_metrics(results.read_metrics(out_dir))
+        return finished_cell(out_dir, spec.stage)
     if spec.num_threads:
         torch.set_num_threads(spec.num_threads)
     gc.collect()  # with reused actors, free the previous trial's tensors before allocating ours
@@ -198,21 +209,68 @@ def trial_info(
 
 
 def training_function(config: dict[str, Any]) -> None:
-    """Ray Tune function trainable: `tune.Tuner(tune.with_resources(training_function, ...), ...)`."""
+    """Ray Tune function trainable: `tune.Tuner(tune.with_resources(training_function, ...), ...)`.
+
+    Besides Tune's own state, the cell keeps a status.json next to its results (attempt, host,
+    pid, heartbeat with progress, or the error), so that `sweeper status` can tell running,
+    failed and done cells apart from the storage alone.
+    """
     from ray import tune
 
     quiet_libraries()
     spec = TrialSpec.from_dict(config)
+    cell = results.cell_dir(spec.experiment_dir, spec.config_id, spec.seed)
+    checkpoint = tune.get_checkpoint()
+    if results.is_complete(cell):
+        tune.report(finished_cell(cell, spec.stage))
+        return
+    attempt = (results.read_status(cell) or {}).get("attempt", 0) + 1
+    heartbeat = Heartbeat(cell, {"attempt": attempt, "host": platform.node(), "pid": os.getpid(),
+                                 "started": time.time(), "resumed_from_checkpoint": checkpoint is not None,
+                                 "config_label": spec.config_label, "stage": spec.stage})
 
     def report(metrics: dict[str, Any], save) -> None:
         with tempfile.TemporaryDirectory() as directory:
             save(Path(directory))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+        heartbeat.beat(progress=metrics["progress"], update=metrics["update"])
 
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is None:
-        tune.report(run_trial(spec, report))
-        return
-    with checkpoint.as_directory() as directory:
-        final = run_trial(spec, report, Path(directory))
+    try:
+        if checkpoint is None:
+            final = run_trial(spec, report)
+        else:
+            with checkpoint.as_directory() as directory:
+                final = run_trial(spec, report, Path(directory))
+    except BaseException as error:
+        heartbeat.stop("failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
+        raise
+    heartbeat.stop("done", progress=1.0)
     tune.report(final)
+
+
+class Heartbeat:
+    """Keeps the cell's status.json fresh while the trial lives, so a dead trial shows as stale."""
+
+    def __init__(self, cell: str, identity: Mapping[str, Any], every: float = 5.0):
+        self.cell, self.identity, self.fields = cell, dict(identity), {"progress": 0.0}
+        self._stop = threading.Event()
+        self._write("running")
+        self._thread = threading.Thread(target=self._run, args=(every,), daemon=True, name="heartbeat")
+        self._thread.start()
+
+    def _write(self, state: str, **extra: Any) -> None:
+        results.write_status(self.cell, state, **self.identity, **self.fields, **extra)
+
+    def _run(self, every: float) -> None:
+        while not self._stop.wait(every):
+            self._write("running")
+
+    def beat(self, **fields: Any) -> None:
+        self.fields.update(fields)
+        self._write("running")
+
+    def stop(self, state: str, **fields: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.fields.update(fields)
+        self._write(state)

@@ -1,0 +1,322 @@
+"""From a validated sweep to cells: (method, configuration, seed), each a full trial config.
+
+A configuration is a method with all its hyper-parameters; its seed group is the configuration
+run over every seed. All methods share the same seeds, so every comparison with the baseline is
+paired. The plan is also what `--dry-run` prints, with a device-hour estimate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from sweeper.config import MethodBase, Sweep
+from trainables.spec import TrialSpec
+from trainables.tasks import get_task
+
+SYNTHETIC = "synthetic"  # `model: synthetic`, `synonyms: synthetic`: the synthetic world's own files
+DEFAULT_WORLD_ROOT = Path("~/.cache/robust-xlt/worlds")
+
+# One option dict per grid point; the registry replaces an if/elif chain over method names.
+METHOD_GRIDS: Mapping[str, Callable[[Any], list[dict[str, Any]]]] = {
+    "baseline": lambda c: [{}],
+    "adv": lambda c: [
+        {"epsilon": eps, "pgd_steps": c.pgd_steps, "pgd_alpha": c.pgd_alpha,
+         "pgd_random_start": c.pgd_random_start, "injection": c.injection}
+        for eps in c.epsilon or [None]
+    ],
+    "rs_rp": lambda c: [{"epsilon": eps, "injection": c.injection} for eps in c.epsilon or [None]],
+    "rs_da": lambda c: [{"m": m, "synonyms": c.synonyms, "keep_original": c.keep_original} for m in c.m or [None]],
+    "rs_syntax": lambda c: [
+        {"m": m, "swap_probability": c.swap_probability, "keep_original": c.keep_original} for m in c.m or [None]
+    ],
+}
+# Cost of one training example relative to plain fine-tuning, for the estimate.
+COST_FACTORS: Mapping[str, Callable[[Mapping[str, Any]], float]] = {
+    "baseline": lambda o: 1.0,
+    "rs_rp": lambda o: 1.0,
+    "adv": lambda o: 1.0 + o["pgd_steps"],  # each PGD step is one more forward and backward pass
+    "rs_da": lambda o: o["m"] + int(o["keep_original"]),
+    "rs_syntax": lambda o: o["m"] + int(o["keep_original"]),
+}
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a sweep runs on, resolved once in the driver (world built, paths absolute)."""
+
+    sweep: Sweep
+    experiment_dir: str
+    model: str
+    data: Mapping[str, Any]  # trainables.spec.DataSourceSpec fields
+    languages: tuple[str, ...]
+    synonyms: str | None
+    language_distances: Mapping[str, float] | None = None
+    distance_name: str | None = None
+    fingerprints: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Cell:
+    method: str
+    config_id: str
+    config_label: str
+    seed: int
+    stage: str
+    trial: Mapping[str, Any] = field(repr=False)  # the TrialSpec dict
+
+    @property
+    def epsilon(self) -> float | None:
+        return self.trial["method_options"].get("epsilon")
+
+    @property
+    def m(self) -> int | None:
+        return self.trial["method_options"].get("m")
+
+    def as_plan_row(self) -> dict[str, Any]:
+        return {"method": self.method, "config_id": self.config_id, "config_label": self.config_label,
+                "epsilon": self.epsilon, "m": self.m, "seed": self.seed, "stage": self.stage}
+
+
+# ------------------------------------------------------------------------------ data and world
+def world_dir(sweep: Sweep) -> Path:
+    data = sweep.data
+    default = DEFAULT_WORLD_ROOT / f"{data.synthetic_preset}-seed{data.synthetic_seed}"
+    return Path(data.path or default).expanduser().resolve()
+
+
+def world_languages(sweep: Sweep) -> tuple[tuple[str, ...], dict[str, float]]:
+    """The synthetic world's languages and distances, without building it."""
+    from trainables.synthetic import PRESETS
+    from trainables.synthetic.world import language_table
+
+    languages, distances, _ = language_table(PRESETS[sweep.data.synthetic_preset])
+    return tuple(languages), dict(distances)
+
+
+def data_languages(sweep: Sweep) -> tuple[str, ...]:
+    """Languages the configured data offers (validation; no download, no world build)."""
+    from trainables.data import DataSource, available_languages
+
+    if sweep.data.source == SYNTHETIC:
+        return world_languages(sweep)[0]
+    if sweep.data.source == "hub":
+        return get_task(sweep.task).languages
+    return available_languages(get_task(sweep.task), DataSource(sweep.data.source, sweep.data.path))
+
+
+def resolve(sweep: Sweep, experiment_dir: str, *, build_world: bool = True) -> Resolved:
+    """Absolute model/data/synonyms locations; the synthetic world is built here if missing."""
+    task = get_task(sweep.task)
+    languages = tuple(sweep.languages or data_languages(sweep))
+    synonyms = sweep.methods.rs_da.synonyms if sweep.methods.rs_da else None
+    if sweep.data.source != SYNTHETIC:
+        data = {"kind": sweep.data.source, "path": sweep.data.path or task.hub_id, "revision": sweep.data.revision,
+                "allow_empty": sweep.data.allow_empty}
+        return Resolved(sweep, experiment_dir, sweep.model, data, languages, synonyms)
+    world = _world(sweep, build_world)
+    layout_dir = world.hub_dir(task) if sweep.data.synthetic_layout == "hub" else world.tsv_dir(task)
+    data = {"kind": "local_hub" if sweep.data.synthetic_layout == "hub" else "tsv", "path": str(layout_dir)}
+    return Resolved(
+        sweep, experiment_dir,
+        model=str(world.model_dir) if sweep.model == SYNTHETIC else sweep.model,
+        data=data, languages=languages,
+        synonyms=str(world.synonyms_path) if synonyms == SYNTHETIC else synonyms,
+        language_distances=dict(world.language_distances), distance_name=world.distance_name,
+    )
+
+
+def _world(sweep: Sweep, build: bool) -> Any:
+    """The synthetic world; without `build` (dry runs) an existing one or its would-be layout."""
+    from trainables.synthetic import PRESETS, World, ensure_world, load_world
+
+    root = world_dir(sweep)
+    spec = PRESETS[sweep.data.synthetic_preset]
+    if build:
+        return ensure_world(root, spec=spec, seed=sweep.data.synthetic_seed)
+    try:
+        return load_world(root)
+    except (OSError, ValueError):
+        languages, distances = world_languages(sweep)
+        return World(root=root, spec=spec, seed=sweep.data.synthetic_seed, spec_hash="", languages=languages,
+                     language_distances=distances, distance_name="(world not built yet)", word_orders={})
+
+
+# ------------------------------------------------------------------------------------- cells
+def training_for(sweep: Sweep, method_config: MethodBase) -> dict[str, Any]:
+    overrides = {k: v for k, v in method_config.training.model_dump().items() if v is not None}
+    return {**sweep.training.model_dump(), **overrides}
+
+
+def configurations(sweep: Sweep) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(method, method options, training) of every grid point, methods in the paper's order."""
+    out = []
+    for name, method_config in sweep.methods.enabled().items():
+        for options in METHOD_GRIDS[name](method_config):
+            out.append((name, options, training_for(sweep, method_config)))
+    return out
+
+
+def trial_config(resolved: Resolved, method: str, options: Mapping[str, Any], training: Mapping[str, Any],
+                 seed: int, stage: str) -> dict[str, Any]:
+    sweep = resolved.sweep
+    if "synonyms" in options and options["synonyms"] == SYNTHETIC:
+        options = {**options, "synonyms": resolved.synonyms}
+    return {
+        "experiment": sweep.experiment,
+        "experiment_dir": resolved.experiment_dir,
+        "task": sweep.task,
+        "model": resolved.model,
+        "method": method,
+        "seed": seed,
+        "data": dict(resolved.data),
+        "languages": list(resolved.languages),
+        "generalized": sweep.generalized,
+        "method_options": dict(options),
+        "training": dict(training),
+        "augmentation_seed": sweep.augmentation.seed,
+        "augmentation_per_seed": sweep.augmentation.per_seed,
+        "stage": stage,
+        "cache_dir": sweep.cache_dir,
+        "num_threads": max(1, math.floor(sweep.resources.cpu)),
+        "data_fingerprints": dict(resolved.fingerprints) if resolved.fingerprints is not None else None,
+    }
+
+
+def make_cell(resolved: Resolved, method: str, options: Mapping[str, Any], training: Mapping[str, Any],
+              seed: int, stage: str) -> Cell:
+    config = trial_config(resolved, method, options, training, seed, stage)
+    spec = TrialSpec.from_dict(config)
+    return Cell(method, spec.config_id, spec.config_label, seed, stage, config)
+
+
+def grid_cells(resolved: Resolved, stage: str, seeds: Sequence[int],
+               configs: Sequence[tuple[str, dict, dict]] | None = None) -> list[Cell]:
+    """Every configuration times every seed: the paired design."""
+    configs = configurations(resolved.sweep) if configs is None else configs
+    return [make_cell(resolved, m, o, t, seed, stage) for m, o, t in configs for seed in seeds]
+
+
+def stage_seeds(sweep: Sweep, stage: str) -> list[int]:
+    seeds = sweep.seed_list
+    return seeds[: sweep.selection.search_seeds] if stage == "search" else seeds
+
+
+def first_stage(sweep: Sweep) -> str:
+    return "search" if sweep.selection.protocol == "two_stage" else "grid"
+
+
+# --------------------------------------------------------------------------------- estimate
+@dataclass(frozen=True)
+class Sizes:
+    train: int
+    dev: int
+    test: int  # per language (pair)
+
+
+def data_sizes(resolved: Resolved) -> Sizes:
+    sweep = resolved.sweep
+    task = get_task(sweep.task)
+    if sweep.data.source == "hub":
+        return Sizes(**task.hub_sizes)
+    if sweep.data.source == SYNTHETIC:
+        from trainables.synthetic import PRESETS
+
+        spec = PRESETS[sweep.data.synthetic_preset]
+        return Sizes(spec.train_size, spec.dev_size, spec.test_size)
+    from trainables.data import DataSource, load_split
+
+    source = DataSource(resolved.data["kind"], resolved.data["path"])
+    count = lambda split, lang: len(load_split(task, source, split, lang))  # noqa: E731
+    return Sizes(count("train", "en"), count("dev", "en"), count("test", resolved.languages[0]))
+
+
+def trial_hours(cell_method: str, options: Mapping[str, Any], training: Mapping[str, Any], sizes: Sizes,
+                test_sets: int, sweep: Sweep) -> float:
+    """Device-hours of one trial at the assumed full-device throughput."""
+    copies = COST_FACTORS[cell_method](options)
+    data_factor = copies if cell_method in ("rs_da", "rs_syntax") else 1.0
+    train_examples = sizes.train * data_factor * training["epochs"]
+    if training.get("max_updates"):
+        train_examples = min(train_examples, training["max_updates"] * training["per_device_batch_size"]
+                             * training["gradient_accumulation"])
+    compute = train_examples * (copies / data_factor)
+    updates = train_examples / (training["per_device_batch_size"] * training["gradient_accumulation"])
+    eval_every = training.get("eval_every") or get_task(sweep.task).eval_every
+    evaluations = math.ceil(updates / eval_every) + 1
+    evaluated = evaluations * sizes.dev + test_sets * sizes.test
+    seconds = compute / sweep.estimate.train_examples_per_second
+    seconds += evaluated / sweep.estimate.eval_examples_per_second
+    return seconds / 3600
+
+
+def _expected_value(dist: Any) -> float:
+    """A representative value of a searched parameter, for the estimate only."""
+    if dist.choice is not None:
+        return sum(dist.choice) / len(dist.choice)
+    low, high = dist.loguniform or dist.uniform
+    return (low + high) / 2
+
+
+def describe(resolved: Resolved) -> str:
+    """The --dry-run plan: trials per method and configuration, seeds, totals, device-hours."""
+    from trainables.prepare import evaluation_pairs
+
+    sweep = resolved.sweep
+    sizes = data_sizes(resolved)
+    test_sets = len(evaluation_pairs(resolved.languages, sweep.generalized))
+    first = first_stage(sweep)
+    seeds = stage_seeds(sweep, first)
+    device = "GPU" if sweep.resources.gpu > 0 else "CPU-trial"
+    lines = [
+        f"experiment {sweep.experiment}: task {sweep.task}, model {resolved.model}",
+        f"data {resolved.data['kind']}:{resolved.data['path']} ({sizes.train} train / {sizes.dev} dev / "
+        f"{sizes.test} test pairs); languages {', '.join(resolved.languages)}"
+        + (f"; generalized {len(resolved.languages)}x{len(resolved.languages)} matrix" if sweep.generalized else ""),
+        f"protocol {sweep.selection.protocol}, search {sweep.search.algorithm}; seeds {sweep.seed_list}",
+        f"resources per trial: {sweep.resources.cpu:g} CPU, {sweep.resources.gpu:g} GPU",
+        "",
+        f"{'stage':<7} {'method':<10} {'configuration':<28} {'seeds':>5} {'trials':>6} {device + '-hours':>12}",
+    ]
+    total_trials, total_hours = 0, 0.0
+    for stage, method, label, options, training, n_seeds, n_configs in _plan_rows(sweep, first, seeds):
+        hours = trial_hours(method, options, training, sizes, test_sets, sweep) * n_seeds * n_configs
+        trials = n_seeds * n_configs
+        total_trials, total_hours = total_trials + trials, total_hours + hours
+        lines.append(f"{stage:<7} {method:<10} {label:<28} {n_seeds:>5} {trials:>6} {hours:>12.2f}")
+    lines += [
+        "",
+        f"total: {total_trials} trials, about {total_hours:.1f} {device}-hours",
+        f"(assuming {sweep.estimate.train_examples_per_second:g} training and "
+        f"{sweep.estimate.eval_examples_per_second:g} evaluation examples/s on one full device; "
+        "calibrate under `estimate:` from trial.json timings)",
+    ]
+    return "\n".join(lines)
+
+
+def _plan_rows(sweep: Sweep, first: str, seeds: Sequence[int]) -> list[tuple]:
+    rows = []
+    for method, method_config in sweep.methods.enabled().items():
+        training = training_for(sweep, method_config)
+        if sweep.search.algorithm == "optuna":
+            options = dict(METHOD_GRIDS[method](method_config)[0])
+            for key in ("epsilon", "m"):
+                if key in sweep.search.space and key in options:
+                    options[key] = _expected_value(sweep.search.space[key])
+            label = f"{method} (Optuna: {', '.join(sweep.search.space)})"
+            rows.append((first, method, label, options, training, len(seeds), sweep.search.num_samples))
+        else:
+            for options in METHOD_GRIDS[method](method_config):
+                rows.append((first, method, config_label_of(method, options), options, training, len(seeds), 1))
+        if first == "search":
+            extra = len(sweep.seed_list) - len(seeds)
+            rows.append(("final", method, f"{method} (best of search)", rows[-1][3], training, extra, 1))
+    return rows
+
+
+def config_label_of(method: str, options: Mapping[str, Any]) -> str:
+    from trainables.spec import config_label
+
+    return config_label(method, options)

@@ -1,0 +1,411 @@
+"""Run a sweep on Ray Tune: prepare data once, fan cells out, survive crashes, resume.
+
+Stages: the paper protocol runs every configuration with every seed (stage `grid`). The two-stage
+protocol searches with a few seeds (stage `search`, Optuna and ASHA allowed), picks each method's
+best configuration by mean English dev accuracy, and runs it with all seeds (stage `final`).
+Each stage is one Tune experiment under `<experiment_dir>/tune-<stage>[-<method>]`, restorable
+with `Tuner.restore`; the cells' own result folders are the source of truth for what is done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence, TextIO
+
+from ray import tune
+
+from sweeper import plan as planning
+from sweeper.config import SEARCHABLE, Sweep, dump_config
+from trainables import results
+
+METRIC = "best_dev_accuracy"
+
+
+class ExperimentError(RuntimeError):
+    """The experiment directory does not fit the request (exists without --resume, config changed)."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    experiment_dir: str
+    resume: bool = False
+    address: str | None = None  # None: start an embedded local Ray
+    num_cpus: int | None = None
+    num_gpus: float | None = None
+    out: TextIO = sys.stdout
+
+
+# ------------------------------------------------------------------------ experiment files
+def _write_json(uri: str, payload: Any) -> None:
+    results.write_bytes(uri, json.dumps(payload, indent=1, default=str).encode())
+
+
+def _read_text(uri: str) -> str:
+    return results.read_bytes(uri).decode()
+
+
+def claim_experiment_dir(sweep: Sweep, experiment_dir: str, resume: bool) -> None:
+    """Refuse to mix two experiments in one directory; refuse --resume with a changed config."""
+    stored = f"{experiment_dir}/sweep.yaml"
+    if not results.exists(stored):
+        if resume:
+            raise ExperimentError(f"{experiment_dir}: nothing to resume (no sweep.yaml); run without --resume")
+        results.write_bytes(stored, dump_config(sweep).encode())
+        return
+    if not resume:
+        raise ExperimentError(f"{experiment_dir}: an experiment already exists here; "
+                              "pass --resume to continue it or choose another --output")
+    if _read_text(stored) != dump_config(sweep):
+        raise ExperimentError(f"{experiment_dir}/sweep.yaml differs from the configuration given: resuming would "
+                              "mix two experiments; run the changed configuration with another --output")
+
+
+def write_experiment_json(resolved: planning.Resolved) -> None:
+    sweep = resolved.sweep
+    payload = {"experiment": sweep.experiment, "task": sweep.task, "languages": list(resolved.languages),
+               "baseline": "baseline", "seeds": sweep.seed_list, "generalized": sweep.generalized,
+               "protocol": sweep.selection.protocol, "model": resolved.model}
+    if resolved.language_distances is not None:
+        payload.update(language_distances=dict(resolved.language_distances), distance_name=resolved.distance_name)
+    _write_json(f"{resolved.experiment_dir}/experiment.json", payload)
+
+
+def read_plan(experiment_dir: str) -> dict[str, Any]:
+    uri = f"{experiment_dir}/plan.json"
+    return json.loads(_read_text(uri)) if results.exists(uri) else {"cells": [], "optuna": []}
+
+
+def add_to_plan(experiment_dir: str, experiment: str, cells: Sequence[planning.Cell] = (),
+                optuna: Sequence[Mapping[str, Any]] = ()) -> None:
+    """Record expected cells (idempotent: a resumed stage adds nothing twice)."""
+    current = read_plan(experiment_dir)
+    known = {(c["config_id"], c["seed"], c["stage"]) for c in current["cells"]}
+    current["cells"] += [c.as_plan_row() for c in cells if (c.config_id, c.seed, c.stage) not in known]
+    current["optuna"] += [o for o in optuna if o not in current["optuna"]]
+    current["experiment"] = experiment
+    _write_json(f"{experiment_dir}/plan.json", current)
+
+
+# ------------------------------------------------------------------------------- data, once
+def prepare_data_once(resolved: planning.Resolved, cells: Sequence[planning.Cell], out: TextIO) -> planning.Resolved:
+    """Fingerprint the data and tokenize every variant the cells need, before any trial starts."""
+    from trainables.data import DataSource
+    from trainables.methods import build_method
+    from trainables.prepare import data_fingerprints
+    from trainables.spec import TrialSpec
+    from trainables.tasks import get_task
+    from trainables.trial import prepare_for, quiet_libraries
+
+    quiet_libraries()
+    started = time.perf_counter()
+    data = resolved.data
+    source = DataSource(data["kind"], data["path"], data.get("revision"), data.get("allow_empty", False))
+    prints = data_fingerprints(get_task(resolved.sweep.task), source, resolved.languages)
+    resolved = replace(resolved, fingerprints=prints)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolved.model)
+    variants = {}
+    for cell in cells:
+        spec = TrialSpec.from_dict({**cell.trial, "data_fingerprints": prints})
+        method = build_method(spec.method, {**spec.method_options, "cache_dir": spec.cache_dir})
+        key = (json.dumps(method.describe(), sort_keys=True), spec.effective_augmentation_seed) \
+            if method.augmentation else None
+        variants.setdefault(key, (spec, method))
+    for number, (spec, method) in enumerate(variants.values(), start=1):
+        data_ = prepare_for(spec, tokenizer, method)
+        what = spec.config_label if method.augmentation else "train/dev/test"
+        print(f"data {number}/{len(variants)}: {what}: {len(data_.train)} training pairs"
+              f"{' (tokenized now)' if data_.built else ' (cached)'}", file=out, flush=True)
+    print(f"data ready in {time.perf_counter() - started:.1f}s", file=out, flush=True)
+    return resolved
+
+
+# ------------------------------------------------------------------------------------ ray
+def start_ray(options: RunOptions) -> bool:
+    """Connect to a cluster, or start an embedded local Ray bound to loopback; True if we started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if options.address:
+        ray.init(address=options.address, log_to_driver=False)
+        return False
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # a local Ray listens on 127.0.0.1 only
+    ray.init(num_cpus=options.num_cpus, num_gpus=options.num_gpus, include_dashboard=False, log_to_driver=False)
+    return True
+
+
+def sweep_trial(config: dict[str, Any]) -> None:
+    """The trainable Tune runs: the cell's fields merged into the common config."""
+    from trainables.trial import training_function
+
+    trial = {k: v for k, v in config.items() if k != "cell"}
+    trial.update(config.get("cell", {}))
+    if "__trial_index__" in config:  # Optuna + Repeater: the repeat index picks the seed
+        trial["seed"] = config["__seeds__"][config["__trial_index__"]]
+    training_function(trial)
+
+
+# --------------------------------------------------------------------------------- progress
+class ProgressLine(tune.Callback):
+    """A Tune callback printing one line: done/running/failed/pending, elapsed, ETA."""
+
+    def __init__(self, label: str, total: int, out: TextIO, every: float = 5.0):
+        self.label, self.total, self.out, self.every = label, total, out, every
+        self.started, self.last = time.time(), 0.0
+        self.progress: dict[str, float] = {}
+        self.tty = hasattr(out, "isatty") and out.isatty()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.progress[trial.trial_id] = float(result.get("progress", result.get("finished", 0.0)))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.progress[trial.trial_id] = 1.0
+
+    def on_step_end(self, iteration, trials, **info):
+        if time.time() - self.last >= self.every:
+            self.print(trials)
+
+    def on_experiment_end(self, trials, **info):
+        self.print(trials, final=True)
+
+    def print(self, trials, final: bool = False) -> None:
+        self.last = time.time()
+        line = progress_line(self.label, self.total, [t.status for t in trials], self.progress,
+                             time.time() - self.started)
+        print(line, file=self.out, end="\n" if final or not self.tty else "\r", flush=True)
+
+
+def progress_line(label: str, total: int, statuses: Sequence[str], progress: Mapping[str, float],
+                  elapsed: float) -> str:
+    """`[label] done 3/15 running 2 failed 0 pending 10 | elapsed 0:42 | ETA 2:51`."""
+    counts = defaultdict(int)
+    for status in statuses:
+        counts[status] += 1
+    done, running, failed = counts["TERMINATED"], counts["RUNNING"], counts["ERROR"]
+    pending = max(total - done - running - failed, 0)
+    completed = sum(min(max(p, 0.0), 1.0) for p in progress.values())
+    eta = elapsed * (total - completed) / completed if completed > 0 else float("nan")
+    return (f"[{label}] done {done}/{total} running {running} failed {failed} pending {pending} | "
+            f"elapsed {_clock(elapsed)} | ETA {_clock(eta)}")
+
+
+def _clock(seconds: float) -> str:
+    if seconds != seconds:  # NaN: no progress yet
+        return "--:--"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+# ----------------------------------------------------------------------------------- tuner
+def _run_config(resolved: planning.Resolved, name: str, total: int, out: TextIO) -> Any:
+    sweep = resolved.sweep
+    return tune.RunConfig(
+        name=name,
+        storage_path=resolved.experiment_dir,
+        failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=sweep.checkpoints_to_keep),
+        callbacks=[ProgressLine(f"{sweep.experiment} {name}", total, out)],
+        verbose=0,
+    )
+
+
+def _trainable(sweep: Sweep) -> Any:
+    return tune.with_resources(sweep_trial, {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu})
+
+
+def _common(resolved: planning.Resolved, stage: str) -> dict[str, Any]:
+    """The config fields shared by every cell of a stage (the cell adds method, options, seed)."""
+    return planning.trial_config(resolved, "baseline", {}, resolved.sweep.training.model_dump(), 0, stage)
+
+
+def run_grid(resolved: planning.Resolved, name: str, cells: Sequence[planning.Cell], resume: bool,
+             out: TextIO, scheduler: Any = None) -> Any:
+    cell_fields = ("method", "method_options", "training", "seed", "stage")
+    space = {**_common(resolved, cells[0].stage),
+             "cell": tune.grid_search([{k: c.trial[k] for k in cell_fields} for c in cells])}
+    path = f"{resolved.experiment_dir}/{name}"
+    if resume and tune.Tuner.can_restore(path):
+        tuner = tune.Tuner.restore(path, trainable=_trainable(resolved.sweep), resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            _trainable(resolved.sweep), param_space=space,
+            tune_config=tune.TuneConfig(metric=METRIC, mode="max", scheduler=scheduler,
+                                        reuse_actors=resolved.sweep.reuse_actors,
+                                        trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
+            run_config=_run_config(resolved, name, len(cells), out),
+        )
+    return tuner.fit()
+
+
+def _trial_name(trial: Any) -> str:
+    cell = trial.config.get("cell", {})
+    method = cell.get("method", trial.config.get("method", "trial"))
+    seed = cell.get("seed", trial.config.get("__trial_index__", ""))
+    return f"{method}-s{seed}-{trial.trial_id}"
+
+
+def _distribution(dist: Any) -> Any:
+    if dist.loguniform is not None:
+        return tune.loguniform(*dist.loguniform)
+    if dist.uniform is not None:
+        return tune.uniform(*dist.uniform)
+    return tune.choice(list(dist.choice))
+
+
+def run_optuna(resolved: planning.Resolved, method: str, stage: str, seeds: Sequence[int], resume: bool,
+               out: TextIO, scheduler: Any = None) -> Any:
+    """Optuna over the declared space for one method; each sampled configuration runs all `seeds`."""
+    from optuna.samplers import TPESampler
+    from ray.tune.search import Repeater
+    from ray.tune.search.optuna import OptunaSearch
+
+    sweep = resolved.sweep
+    method_config = getattr(sweep.methods, method)
+    options = planning.METHOD_GRIDS[method](method_config)[0]
+    training = planning.training_for(sweep, method_config)
+    for key, dist in sweep.search.space.items():
+        owners = SEARCHABLE[key] or ()
+        if key == "learning_rate":
+            training[key] = _distribution(dist)
+        elif method in owners:
+            options[key] = _distribution(dist)
+    space = {**planning.trial_config(resolved, method, options, training, 0, stage), "__seeds__": list(seeds)}
+    name = f"tune-{stage}-{method}"
+    path = f"{resolved.experiment_dir}/{name}"
+    if resume and tune.Tuner.can_restore(path):
+        return tune.Tuner.restore(path, trainable=_trainable(sweep), resume_errored=True).fit()
+    searcher = OptunaSearch(sampler=TPESampler(seed=sweep.search.seed), metric=METRIC, mode="max")
+    tuner = tune.Tuner(
+        _trainable(sweep), param_space=space,
+        tune_config=tune.TuneConfig(metric=METRIC, mode="max", search_alg=Repeater(searcher, repeat=len(seeds)),
+                                    scheduler=scheduler, num_samples=sweep.search.num_samples * len(seeds),
+                                    reuse_actors=sweep.reuse_actors, trial_name_creator=_trial_name,
+                                    trial_dirname_creator=_trial_name),
+        run_config=_run_config(resolved, name, sweep.search.num_samples * len(seeds), out),
+    )
+    return tuner.fit()
+
+
+def _asha(sweep: Sweep) -> Any:
+    if sweep.asha is None:
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(time_attr="training_iteration", metric="dev_accuracy", mode="max",
+                         grace_period=sweep.asha.grace_period, reduction_factor=sweep.asha.reduction_factor,
+                         max_t=10**6)
+
+
+# ------------------------------------------------------------------------------- selection
+def _files_named(uri: str, name: str) -> list[tuple[Any, str]]:
+    """(filesystem, path) of every file called `name` below `uri`."""
+    fs, root = results.filesystem(uri)
+    selector = results.pafs.FileSelector(root, recursive=True, allow_not_found=True)
+    return [(fs, info.path) for info in fs.get_file_info(selector) if info.is_file and info.base_name == name]
+
+
+def finished_cells(experiment_dir: str) -> Any:
+    """The English dev row of every finished cell (from the cells' own files)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    tables = [pq.read_table(path, filesystem=fs).to_pandas()
+              for fs, path in _files_named(f"{experiment_dir}/results", results.METRICS)]
+    if not tables:
+        return pd.DataFrame(columns=results.METRICS_SCHEMA.names)
+    frame = pd.concat(tables, ignore_index=True)
+    return frame[frame.split == "dev"]
+
+
+def select_configurations(experiment_dir: str, stage: str = "search") -> dict[str, str]:
+    """Each method's configuration with the best mean English dev accuracy over its seeds."""
+    dev = finished_cells(experiment_dir)
+    dev = dev[dev.stage == stage]
+    means = dev.groupby(["method", "config_id"], sort=True).accuracy.mean().reset_index()
+    best = means.sort_values(["method", "accuracy", "config_id"], ascending=[True, False, True])
+    return dict(best.groupby("method").head(1)[["method", "config_id"]].itertuples(index=False, name=None))
+
+
+def chosen_configuration(experiment_dir: str, config_id: str) -> tuple[str, dict, dict]:
+    """(method, options, training) of a finished configuration, from one of its cells' trial.json."""
+    for fs, path in _files_named(f"{experiment_dir}/results/{config_id}", results.TRIAL_INFO):
+        with fs.open_input_stream(path) as stream:
+            spec = json.loads(stream.read())["spec"]
+        return spec["method"], spec["method_options"], spec["training"]
+    raise ExperimentError(f"{experiment_dir}: no trial.json for configuration {config_id}")
+
+
+# ---------------------------------------------------------------------------------- stages
+def run_stage(resolved: planning.Resolved, stage: str, resume: bool, out: TextIO) -> None:
+    sweep = resolved.sweep
+    seeds = planning.stage_seeds(sweep, stage)
+    scheduler = _asha(sweep) if stage == "search" else None
+    if sweep.search.algorithm == "optuna" and stage != "final":
+        for method in sweep.methods.enabled():
+            add_to_plan(resolved.experiment_dir, sweep.experiment, optuna=[
+                {"method": method, "stage": stage, "configurations": sweep.search.num_samples, "seeds": seeds}])
+            run_optuna(resolved, method, stage, seeds, resume, out, scheduler)
+        return
+    if stage == "final":
+        chosen = select_configurations(resolved.experiment_dir, "search")
+        configs = [chosen_configuration(resolved.experiment_dir, cid) for cid in chosen.values()]
+    else:
+        configs = None
+    cells = _seed_major(planning.grid_cells(resolved, stage, seeds, configs))
+    add_to_plan(resolved.experiment_dir, sweep.experiment, cells)
+    run_grid(resolved, f"tune-{stage}", cells, resume, out, scheduler)
+
+
+def _seed_major(cells: list[planning.Cell]) -> list[planning.Cell]:
+    """Run seed 0 of every configuration first: early results cover every method."""
+    return sorted(cells, key=lambda c: c.seed)
+
+
+def missing_cells(experiment_dir: str) -> list[dict[str, Any]]:
+    plan = read_plan(experiment_dir)
+    return [c for c in plan["cells"]
+            if not results.is_complete(results.cell_dir(experiment_dir, c["config_id"], c["seed"]))]
+
+
+def cells_to_prepare(resolved: planning.Resolved) -> list[planning.Cell]:
+    """Cells whose data the driver tokenizes up front (Optuna samples m later: its trials build it)."""
+    sweep = resolved.sweep
+    first = planning.first_stage(sweep)
+    if sweep.search.algorithm == "grid":
+        return planning.grid_cells(resolved, first, planning.stage_seeds(sweep, first))
+    return [planning.make_cell(resolved, "baseline", {}, sweep.training.model_dump(), sweep.seed_list[0], first)]
+
+
+def run_sweep(sweep: Sweep, options: RunOptions) -> int:
+    """The whole experiment; returns 0 when every planned cell is done, 1 otherwise."""
+    out = options.out
+    claim_experiment_dir(sweep, options.experiment_dir, options.resume)
+    resolved = planning.resolve(sweep, options.experiment_dir)
+    write_experiment_json(resolved)
+    resolved = prepare_data_once(resolved, cells_to_prepare(resolved), out)
+    started_ray = start_ray(options)
+    try:
+        stages = ["search", "final"] if sweep.selection.protocol == "two_stage" else ["grid"]
+        for stage in stages:
+            run_stage(resolved, stage, options.resume, out)
+    finally:
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    missing = missing_cells(options.experiment_dir)
+    if missing:
+        print(f"{len(missing)} planned cell(s) did not finish; see `python -m sweeper status "
+              f"{options.experiment_dir}` and rerun with --resume", file=out)
+        return 1
+    print(f"all cells done: results in {options.experiment_dir}/results", file=out)
+    return 0
