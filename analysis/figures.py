@@ -33,6 +33,9 @@ def _new_figure(width: float, height: float) -> Figure:
 def save_figure(figure: Figure, stem: Path, formats: Sequence[str] = FORMATS) -> list[Path]:
     """Write `stem.png` and `stem.pdf`, each through a temporary file in the same folder and os.replace."""
     stem.parent.mkdir(parents=True, exist_ok=True)
+    # lay out once and freeze it: constrained layout would otherwise be recomputed for every format
+    figure.canvas.draw()
+    figure.set_layout_engine("none")
     written = []
     for fmt in formats:
         target = stem.with_name(f"{stem.name}.{fmt}")
@@ -67,8 +70,10 @@ def gain_vs_distance_figure(gains: pd.DataFrame, *, method_label: str, baseline_
     """Figure 2: gain (points) of a method over the baseline per language against distance from English."""
     figure = _new_figure(5.0, 3.6)
     axes = figure.add_subplot()
-    colours = np.where(gains["significant"].fillna(False).astype(bool), "tab:orange", "tab:blue")
-    axes.scatter(gains["distance"], gains["gain"], c=colours, zorder=3)
+    significant = gains["significant"].fillna(False).astype(bool).to_numpy()
+    for mask, colour, label in ((significant, "tab:orange", "significant gain"), (~significant, "tab:blue", "not significant")):
+        if mask.any():
+            axes.scatter(gains["distance"][mask], gains["gain"][mask], c=colour, zorder=3, label=label)
     for language, x, y in zip(gains["language"], gains["distance"], gains["gain"]):
         axes.annotate(language, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     fit = least_squares(gains["distance"].to_numpy(), gains["gain"].to_numpy())
@@ -76,11 +81,11 @@ def gain_vs_distance_figure(gains: pd.DataFrame, *, method_label: str, baseline_
         xs = np.linspace(gains["distance"].min(), gains["distance"].max(), 50)
         axes.plot(xs, fit.intercept + fit.slope * xs, color="tab:red",
                   label=f"least squares: slope {fit.slope:+.2f}, r = {fit.rvalue:.2f}")
-        axes.legend(loc="best", fontsize=8)
+    axes.legend(loc="best", fontsize=8)
     axes.axhline(0.0, color="grey", linewidth=0.8)
     axes.set_xlabel(distance_name)
     axes.set_ylabel(f"{method_label} - {baseline_label} (accuracy points)")
-    axes.set_title(f"{task}: gain over {baseline_label} vs. distance from English (orange: significant)", fontsize=9)
+    axes.set_title(f"{task}: {method_label} gain over {baseline_label} by language", fontsize=9)
     return figure
 
 

@@ -22,6 +22,7 @@ Tidy metrics frame (`Results.metrics`), one row per (experiment, config_id, stag
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -31,6 +32,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 
 from analysis.names import METHODS
 
@@ -71,7 +73,7 @@ class ExperimentInfo:
     """What experiment.json and plan.json say about one experiment directory."""
 
     name: str
-    path: Path
+    path: Location
     task: str
     languages: tuple[str, ...]
     baseline: str
@@ -95,12 +97,61 @@ class Results:
         raise KeyError(f"no loaded experiment named {name!r}")
 
 
-def _read_json(path: Path) -> dict:
+@dataclass(frozen=True)
+class Location:
+    """A file or folder on any filesystem pyarrow reaches: a local path or a URI such as s3://bucket/x.
+
+    The sweeper may keep experiments on object storage, so every read goes through pyarrow's
+    filesystem layer; `str()` gives the name used in error messages.
+    """
+
+    filesystem: pafs.FileSystem
+    path: str
+    scheme: str = ""
+
+    @classmethod
+    def of(cls, target: "str | Path | Location") -> "Location":
+        if isinstance(target, Location):
+            return target
+        text = str(target)
+        if "://" in text:
+            filesystem, path = pafs.FileSystem.from_uri(text)
+            return cls(filesystem, path.rstrip("/"), text.split("://", 1)[0] + "://")
+        return cls(pafs.LocalFileSystem(), str(Path(text).expanduser().resolve()))
+
+    def __truediv__(self, part: str) -> "Location":
+        return Location(self.filesystem, f"{self.path.rstrip('/')}/{part}", self.scheme)
+
+    def __str__(self) -> str:
+        return f"{self.scheme}{self.path}" if self.scheme and self.scheme != "file://" else self.path
+
+    @property
+    def name(self) -> str:
+        return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+    def kind(self) -> pafs.FileType:
+        return self.filesystem.get_file_info(self.path).type
+
+    def is_file(self) -> bool:
+        return self.kind() == pafs.FileType.File
+
+    def is_dir(self) -> bool:
+        return self.kind() == pafs.FileType.Directory
+
+    def read_text(self) -> str:
+        with self.filesystem.open_input_stream(self.path) as stream:
+            return stream.read().decode("utf-8")
+
+    def listing(self, recursive: bool = False) -> list[pafs.FileInfo]:
+        selector = pafs.FileSelector(self.path, recursive=recursive, allow_not_found=True)
+        return self.filesystem.get_file_info(selector)
+
+
+def _read_json(path: Location) -> dict:
+    if not path.is_file():
+        raise AnalysisInputError(f"{path}: missing (every experiment directory has one)")
     try:
-        with open(path, encoding="utf-8") as handle:
-            value = json.load(handle)
-    except FileNotFoundError:
-        raise AnalysisInputError(f"{path}: missing (every experiment directory has one)") from None
+        value = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise AnalysisInputError(f"{path}: line {error.lineno}: invalid JSON ({error.msg})") from None
     if not isinstance(value, dict):
@@ -108,7 +159,7 @@ def _read_json(path: Path) -> dict:
     return value
 
 
-def _field(document: dict, key: str, kind: type | tuple[type, ...], path: Path):
+def _field(document: dict, key: str, kind: type | tuple[type, ...], path: Location):
     if key not in document:
         raise AnalysisInputError(f"{path}: missing field {key!r}")
     value = document[key]
@@ -117,7 +168,7 @@ def _field(document: dict, key: str, kind: type | tuple[type, ...], path: Path):
     return value
 
 
-def _distances(document: dict, path: Path) -> Mapping[str, float] | None:
+def _distances(document: dict, path: Location) -> Mapping[str, float] | None:
     raw = document.get("language_distances")
     if raw is None:
         return None
@@ -126,7 +177,7 @@ def _distances(document: dict, path: Path) -> Mapping[str, float] | None:
     return MappingProxyType({str(k): float(v) for k, v in raw.items()})
 
 
-def planned_seed_counts(plan: dict, path: Path) -> Mapping[tuple[str, str], int]:
+def planned_seed_counts(plan: dict, path: Location) -> Mapping[tuple[str, str], int]:
     """N per seed group: the number of plan cells with its config_id and stage."""
     cells = _field(plan, "cells", list, path)
     counts: dict[tuple[str, str], int] = {}
@@ -138,7 +189,7 @@ def planned_seed_counts(plan: dict, path: Path) -> Mapping[tuple[str, str], int]
     return MappingProxyType(counts)
 
 
-def read_experiment_info(experiment_dir: Path) -> ExperimentInfo:
+def read_experiment_info(experiment_dir: Location) -> ExperimentInfo:
     """experiment.json and plan.json of one directory, validated."""
     path = experiment_dir / "experiment.json"
     document = _read_json(path)
@@ -159,29 +210,41 @@ def read_experiment_info(experiment_dir: Path) -> ExperimentInfo:
     )
 
 
-def expand_experiment_dirs(dirs: Iterable[str | Path]) -> list[Path]:
+def expand_experiment_dirs(dirs: Iterable[str | Path]) -> list[Location]:
     """Experiment directories named directly, or every experiment under a storage folder."""
-    found: list[Path] = []
-    for entry in map(Path, dirs):
+    found: list[Location] = []
+    for entry in map(Location.of, dirs):
         if (entry / "experiment.json").is_file():
             found.append(entry)
             continue
-        children = sorted(p.parent for p in entry.glob("*/experiment.json")) if entry.is_dir() else []
-        if not children:
+        children = sorted(
+            (Location(entry.filesystem, info.path, entry.scheme) for info in entry.listing()
+             if info.type == pafs.FileType.Directory),
+            key=lambda location: location.path,
+        )
+        experiments = [child for child in children if (child / "experiment.json").is_file()]
+        if not experiments:
             raise AnalysisInputError(f"{entry}: not an experiment directory (no experiment.json in it or below it)")
-        found.extend(children)
-    if len(set(found)) != len(found):
+        found.extend(experiments)
+    if len({location.path for location in found}) != len(found):
         raise AnalysisInputError("the same experiment directory was given twice")
     return found
 
 
-def metrics_files(experiment_dir: Path) -> list[Path]:
+METRICS_FILE = re.compile(r"/results/[^/]+/seed-[^/]+/metrics\.parquet$")
+
+
+def metrics_files(experiment_dir: Location) -> list[str]:
     """The done cells of an experiment: results/<config_id>/seed-<seed>/metrics.parquet."""
-    return sorted((experiment_dir / "results").glob("*/seed-*/metrics.parquet"))
+    results = experiment_dir / "results"
+    return sorted(
+        info.path for info in results.listing(recursive=True)
+        if info.type == pafs.FileType.File and METRICS_FILE.search(info.path[len(experiment_dir.path):])
+    )
 
 
-def _check_columns(files: Sequence[Path]) -> None:
-    dataset = ds.dataset([str(f) for f in files], format="parquet")
+def _check_columns(files: Sequence[str], filesystem: pafs.FileSystem) -> None:
+    dataset = ds.dataset(list(files), format="parquet", filesystem=filesystem)
     for fragment in dataset.get_fragments():
         present = set(fragment.physical_schema.names)
         missing = [name for name in METRICS_SCHEMA.names if name not in present]
@@ -189,14 +252,16 @@ def _check_columns(files: Sequence[Path]) -> None:
             raise AnalysisInputError(f"{fragment.path}: missing column(s) {', '.join(missing)}")
 
 
-def read_metrics_files(files: Sequence[Path]) -> pd.DataFrame:
+def read_metrics_files(files: Sequence[str], filesystem: pafs.FileSystem | None = None) -> pd.DataFrame:
     """All rows of the given metrics.parquet files, cast to the schema, with a `source` column."""
-    _check_columns(files)
-    dataset = ds.dataset([str(f) for f in files], format="parquet", schema=METRICS_SCHEMA)
+    filesystem = filesystem or pafs.LocalFileSystem()
+    _check_columns(files, filesystem)
+    dataset = ds.dataset(list(files), format="parquet", schema=METRICS_SCHEMA, filesystem=filesystem)
     try:
         table = dataset.to_table(columns=[*METRICS_SCHEMA.names, "__filename"])
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as error:
-        raise AnalysisInputError(f"metrics files under {files[0].parents[2]}: column type mismatch ({error})") from None
+        folder = files[0].rsplit("/", 3)[0]
+        raise AnalysisInputError(f"metrics files under {folder}: column type mismatch ({error})") from None
     frame = table.to_pandas()
     frame = frame.rename(columns={"__filename": "source"})
     frame["m"] = frame["m"].astype("float64")
@@ -274,14 +339,14 @@ def _check_against_info(frame: pd.DataFrame, info: ExperimentInfo) -> None:
             )
 
 
-def load_experiment(experiment_dir: str | Path) -> tuple[pd.DataFrame, ExperimentInfo]:
+def load_experiment(experiment_dir: "str | Path | Location") -> tuple[pd.DataFrame, ExperimentInfo]:
     """One experiment's validated metrics and metadata."""
-    experiment_dir = Path(experiment_dir)
+    experiment_dir = Location.of(experiment_dir)
     info = read_experiment_info(experiment_dir)
     files = metrics_files(experiment_dir)
     if not files:
         raise AnalysisInputError(f"{experiment_dir}: no finished trials (no results/*/seed-*/metrics.parquet)")
-    frame = read_metrics_files(files)
+    frame = read_metrics_files(files, experiment_dir.filesystem)
     validate_metrics(frame)
     _check_against_info(frame, info)
     return frame, info
@@ -323,13 +388,13 @@ def planned_frame(experiments: Iterable[ExperimentInfo]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["experiment", "config_id", "stage", "N"]).astype({"N": "int64"})
 
 
-def prediction_files(info: ExperimentInfo, groups: pd.DataFrame) -> list[Path]:
-    """predictions.parquet of the given (config_id, seed) rows that exist on disk."""
-    paths = (
+def prediction_files(info: ExperimentInfo, groups: pd.DataFrame) -> list[str]:
+    """predictions.parquet of the given (config_id, seed) rows that exist."""
+    locations = (
         info.path / "results" / str(config_id) / f"seed-{int(seed)}" / "predictions.parquet"
         for config_id, seed in groups[["config_id", "seed"]].itertuples(index=False)
     )
-    return [p for p in paths if p.is_file()]
+    return [location.path for location in locations if location.is_file()]
 
 
 def load_correctness(info: ExperimentInfo, groups: pd.DataFrame, *, stage: str) -> pd.DataFrame:
@@ -341,7 +406,7 @@ def load_correctness(info: ExperimentInfo, groups: pd.DataFrame, *, stage: str) 
     files = prediction_files(info, groups)
     if not files:
         return pd.DataFrame(columns=["config_id", "seed", "language", "example", "correct"])
-    dataset = ds.dataset([str(f) for f in files], format="parquet")
+    dataset = ds.dataset(files, format="parquet", filesystem=info.path.filesystem)
     condition = (ds.field("split") == "test") & (ds.field("lang1") == ds.field("lang2")) & (ds.field("stage") == stage)
     table = dataset.to_table(columns=list(PREDICTION_COLUMNS), filter=condition)
     frame = table.to_pandas()

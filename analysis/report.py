@@ -201,11 +201,28 @@ def build_task_report(results: Results, task: str, options: ReportOptions) -> Ta
             notes.append(skipped)
     distances = experiment_distances(infos[0])
     matrices = generalized_matrices(metrics, table.selection, order_by_distance(languages, distances))
+    points = m_points(metrics, planned, task, languages)
+    notes += missing_figure_notes(table, distances, matrices, points)
     return TaskReport(
         table=table, experiments=infos, selection=selection_frame(metrics, table), generalized=matrices,
         differences=difference_matrices(matrices, table.baseline), comparison=compare_with_paper(table.cells, task, languages),
-        distances=distances, m_points=m_points(metrics, planned, task, languages), notes=tuple(notes),
+        distances=distances, m_points=points, notes=tuple(notes),
     )
+
+
+def missing_figure_notes(table: TaskTable, distances: Distances | None, matrices: Mapping, points: Mapping) -> list[str]:
+    """Why a figure of the paper cannot be drawn from these results (instead of leaving it out silently)."""
+    notes = []
+    if distances is None:
+        notes.append(f"Figure 2 needs distances from English: experiment.json has no language_distances and the "
+                     f"shipped URIEL table lacks some of {', '.join(table.languages)}")
+    if table.baseline not in matrices:
+        notes.append("Figures 4-5 and the generalized matrices need generalized test pairs (lang1 != lang2) "
+                     "of the baseline and another method: none found")
+    present = set(table.selection["method"])
+    notes += [f"Figure 3 for {display(method)} needs at least two values of m: found fewer"
+              for method in M_METHODS if method in present and method not in points]
+    return notes
 
 
 def build_reports(results: Results, options: ReportOptions) -> list[TaskReport]:

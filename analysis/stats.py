@@ -23,7 +23,7 @@ from scipy import stats as scipy_stats
 RELATIVE_ZERO = 1e-12
 EXACT_SIGN_FLIP_MAX_PAIRS = 20
 SIGN_FLIP_BLOCK = 1 << 16
-GATHER_BUDGET = 20_000_000  # float64 values per vectorized block (~160 MB)
+GATHER_BUDGET = 2_000_000  # float64 values per vectorized block (16 MB: faster than larger blocks, too)
 
 SeedScores = Union[pd.Series, Mapping[int, float]]
 

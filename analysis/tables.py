@@ -134,13 +134,17 @@ def _test_bucket(bucket: list[PairedCell], options: TableOptions) -> pd.DataFram
     )
 
 
+TEST_COLUMNS = ["method", "column", "n_pairs", "unpaired_seeds", "mean_diff", "ci_low", "ci_high", "sd_diff", "t", "p",
+                "p_ttest_rel", "p_sign_flip"]
+
+
 def run_tests(cells: list[PairedCell], options: TableOptions) -> pd.DataFrame:
     """Every paired cell tested; cells with the same number of pairs share one vectorized batch."""
     buckets: dict[int, list[PairedCell]] = {}
     for cell in cells:
         buckets.setdefault(len(cell.seeds), []).append(cell)
     frames = [_test_bucket(bucket, options) for bucket in buckets.values()]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["method", "column"])
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TEST_COLUMNS)
 
 
 def holm_within_rows(tests: pd.DataFrame, languages: Sequence[str]) -> pd.Series:
@@ -161,14 +165,22 @@ def _complete(cells: pd.DataFrame, baseline_counts: pd.DataFrame) -> pd.Series:
     return pd.Series(own & base & ~unpaired & cells["N"].notna().to_numpy(), index=cells.index)
 
 
-def mark_cells(cells: pd.DataFrame, options: TableOptions, decimals: int) -> pd.DataFrame:
+def with_corrections(tests: pd.DataFrame, languages: Sequence[str], options: TableOptions) -> pd.DataFrame:
+    """Add the Holm-adjusted p and the seeds a paired test needs for the options' gain and power."""
+    if tests.empty:
+        return tests.assign(p_holm=pd.Series(dtype="float64"), seeds_needed=pd.Series(dtype="float64"))
+    needed = seeds_needed(tests["sd_diff"].to_numpy(dtype="float64"), options.gain, alpha=options.alpha, power=options.power)
+    return tests.assign(p_holm=holm_within_rows(tests, languages), seeds_needed=needed)
+
+
+def mark_cells(cells: pd.DataFrame, options: TableOptions) -> pd.DataFrame:
     """Add `significant` (underline) and `best` (bold) to the cells."""
     base = cells[cells["method"] == options.baseline][["column", "n", "N"]].rename(columns={"n": "n_base", "N": "N_base"})
     cells = cells.assign(complete=_complete(cells, base))
     p_used = cells["p_holm"] if options.holm else cells["p"]
     significant = is_significant(p_used, cells["mean_diff"], options.alpha, cells["complete"])
     cells = cells.assign(significant=significant & (cells["method"] != options.baseline).to_numpy())
-    shown = cells["mean"].round(decimals)
+    shown = cells["mean"].round(options.decimals)
     return cells.assign(best=shown == shown.groupby(cells["column"]).transform("max"))
 
 
@@ -188,11 +200,9 @@ def build_task_table(
     scores = table_scores(metrics, chosen, task, languages)
     columns = (*languages, AVG)
     summary = summarize(scores, planned).merge(chosen[["experiment", "config_id", "stage", "row"]])
-    tests = run_tests(paired_cells(scores, options.baseline, columns), options)
-    tests = tests.assign(p_holm=holm_within_rows(tests, languages)) if len(tests) else tests.assign(p_holm=np.nan)
-    tests = tests.assign(seeds_needed=seeds_needed(tests["sd_diff"].to_numpy(), options.gain, alpha=options.alpha, power=options.power)) if len(tests) else tests
+    tests = with_corrections(run_tests(paired_cells(scores, options.baseline, columns), options), languages, options)
     cells = summary.rename(columns={"language": "column"}).merge(tests, on=["method", "column"], how="left")
-    cells = mark_cells(cells, options, options.decimals)
+    cells = mark_cells(cells, options)
     order = {row: i for i, row in enumerate(chosen["row"])}
     column_order = {c: i for i, c in enumerate(columns)}
     cells = cells.sort_values(by=["row", "column"], key=lambda s: s.map(order if s.name == "row" else column_order))

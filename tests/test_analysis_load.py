@@ -147,3 +147,11 @@ def test_correctness_is_read_for_the_standard_test_setting(tmp_path):
     expected = metrics[(metrics["method"] == "baseline") & (metrics["seed"] == 1) & (metrics["lang1"] == "xc") & (metrics["lang2"] == "xc") & (metrics["split"] == "test")]
     observed = correctness[(correctness["seed"] == 1) & (correctness["language"] == "xc")]["correct"].mean()
     assert observed == pytest.approx(expected["accuracy"].item())
+
+
+def test_experiments_are_read_through_filesystem_uris(tmp_path):
+    root = write_hand_experiment(tmp_path / "store" / "hand")
+    by_path = load_results([root]).metrics
+    by_uri = load_results([f"file://{tmp_path / 'store'}"])
+    assert by_uri.experiments[0].name == "hand"
+    assert by_uri.metrics.drop(columns="source").equals(by_path.drop(columns="source"))

@@ -15,7 +15,7 @@ from analysis.load import AnalysisInputError, load_results, planned_frame
 from analysis.stats import paired_bootstrap_test
 from analysis.tables import TableOptions, build_task_table, latex_document, render_csv, render_latex, render_markdown
 from analysis.testing import config
-from fixtures_analysis import BASELINE, HAND_DEV, HAND_TEST, RS_RP_BIG, write_hand_experiment, write_values
+from fixtures_analysis import BASELINE, RS_RP_BIG, write_hand_experiment, write_values
 
 R = 10_000
 XNLI_LANGUAGES = ("en", "ar", "bg", "de", "el", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh")
@@ -198,3 +198,12 @@ def test_latex_compiles_standalone(hand_table, tmp_path):
                                cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stdout[-2000:]
     assert (tmp_path / "table.pdf").stat().st_size > 0
+
+
+def test_baseline_only_table(tmp_path):
+    root = write_values(tmp_path / "solo", languages=("en", "de"), test={BASELINE.config_id: {"en": [0.8, 0.9], "de": [0.7, 0.7]}},
+                        dev={BASELINE.config_id: 0.8}, configs=(BASELINE,), seeds=(0, 1))
+    table = table_for(root)
+    assert cell(table, "baseline", "avg")["mean"] == pytest.approx(77.5)
+    assert not table.cells["significant"].any() and table.cells["best"].all()
+    assert render_markdown(table).splitlines()[2] == "| Baseline | **85.0** | **70.0** | **77.5** |"
