@@ -129,3 +129,16 @@ def m_ablation(summary_avg: pd.DataFrame, method: str) -> pd.DataFrame:
     """Average accuracy per value of m for one method (the paper's Figure 3), sorted by m."""
     rows = summary_avg[(summary_avg["method"] == method) & summary_avg["m"].notna()]
     return rows.sort_values("m")[["task", "m", "config_id", "stage", "mean", "std", "n", "N"]].reset_index(drop=True)
+
+
+def summarize_all(metrics: pd.DataFrame, planned: pd.DataFrame, languages: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """Mean, sd and n (and planned N) for every configuration, every language pair and the avg column.
+
+    One row per (task, method, configuration, stage, lang1, lang2); the avg column is the row with
+    lang1 == lang2 == "avg" (per-seed averages over the task's languages, as in the tables).
+    """
+    pairs = seed_scores(metrics, generalized=True)
+    standard = seed_scores(metrics)
+    averages = seed_averages(standard, languages).assign(lang1=AVG, lang2=AVG).drop(columns="language")
+    scores = pd.concat([pairs, averages], ignore_index=True)
+    return summarize(scores, planned, by=("lang1", "lang2"))

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.aggregate import dev_means, m_ablation, seed_averages, seed_scores, summarize, table_material
+from analysis.aggregate import dev_means, m_ablation, seed_averages, seed_scores, summarize, summarize_all, table_material
 from analysis.distances import Distances, experiment_distances, order_by_distance
 from analysis.load import AnalysisInputError, ExperimentInfo, Results, load_correctness, load_results, planned_frame
 from analysis.names import AVG, METHOD_DISPLAY, M_METHODS, METHODS
@@ -396,11 +396,14 @@ def render_report(
     """
     report_options = ReportOptions(baseline=baseline, alpha=alpha, holm=holm, **options)
     reports = build_reports(load_results(experiment_dirs), report_options)
-    written: dict[str, list[str]] = {}
-    if figures_dir is not None:
-        for report in reports:
-            written[report.table.task] = [str(p) for p in write_figures([report], Path(figures_dir))]
+    written = figures_by_task(reports, Path(figures_dir)) if figures_dir is not None else {}
     return render(reports, fmt, figures=written, standalone=standalone)
+
+
+def configuration_summary(results: Results) -> pd.DataFrame:
+    """Every configuration's mean/sd/n/N per language pair and avg, in points (the --summary CSV)."""
+    languages = {info.task: info.languages for info in results.experiments}
+    return summarize_all(results.metrics, planned_frame(results.experiments), languages)
 
 
 # ---- CLI -----------------------------------------------------------------------------------------
@@ -425,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--methods", nargs="+", choices=METHODS, help="rows to show (the baseline is always shown)")
     parser.add_argument("--no-example-level", action="store_true", help="skip the example-level supplement (reads predictions)")
     parser.add_argument("--standalone", action="store_true", help="LaTeX: a complete compilable document")
+    parser.add_argument("--summary", type=Path, metavar="CSV",
+                        help="also write mean/sd/n/N of every configuration and language pair to this CSV")
     return parser
 
 
@@ -436,6 +441,8 @@ def check_arguments(args: argparse.Namespace) -> str | None:
         (args.gain > 0, f"--gain must be positive, got {args.gain}"),
         (args.resamples >= 1, f"--resamples must be at least 1, got {args.resamples}"),
         (args.out is None or args.out.parent.is_dir(), f"--out: folder {args.out.parent if args.out else ''} does not exist"),
+        (args.summary is None or args.summary.parent.is_dir(),
+         f"--summary: folder {args.summary.parent if args.summary else ''} does not exist"),
         (args.figures is None or not args.figures.exists() or args.figures.is_dir(), f"--figures: {args.figures} is not a folder"),
     ]
     return next((message for ok, message in checks if not ok), None)
@@ -453,35 +460,47 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The `report` command; returns the exit code (2 on bad input, with a message on stderr)."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    problem = check_arguments(args)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    options = ReportOptions(baseline=args.baseline, alpha=args.alpha, holm=args.holm, n_resamples=args.resamples,
-                            seed=args.seed, gain=args.gain, power=args.power, example_level=not args.no_example_level,
-                            methods=tuple(args.methods) if args.methods else None)
-    try:
-        reports = build_reports(load_results(args.dirs), options)
-    except AnalysisInputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    figures: dict[str, list[str]] = {}
-    if args.figures is not None:
-        for report in reports:
-            figures[report.table.task] = [str(p) for p in write_figures([report], args.figures)]
+def options_from(args: argparse.Namespace) -> ReportOptions:
+    return ReportOptions(baseline=args.baseline, alpha=args.alpha, holm=args.holm, n_resamples=args.resamples,
+                         seed=args.seed, gain=args.gain, power=args.power, example_level=not args.no_example_level,
+                         methods=tuple(args.methods) if args.methods else None)
+
+
+def figures_by_task(reports: Sequence[TaskReport], out_dir: Path) -> dict[str, list[str]]:
+    """Write every task's figures; the paths per task, for the report's figure list."""
+    return {report.table.task: [str(p) for p in write_figures([report], out_dir)] for report in reports}
+
+
+def write_outputs(args: argparse.Namespace, results: Results, reports: Sequence[TaskReport]) -> None:
+    """Summary CSV, figures, then the report itself (to --out atomically, or to stdout)."""
+    if args.summary is not None:
+        write_atomically(args.summary, configuration_summary(results).to_csv(index=False, float_format="%.6g"))
+    figures = figures_by_task(reports, args.figures) if args.figures is not None else {}
     text = render(reports, args.format, figures=figures, standalone=args.standalone)
     if args.out is None:
         sys.stdout.write(text)
     else:
         write_atomically(args.out, text)
         print(f"wrote {args.out}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The `report` command; returns the exit code (2 on bad input, with a message on stderr)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    problem = check_arguments(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        results = load_results(args.dirs)
+        reports = build_reports(results, options_from(args))
+    except AnalysisInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    write_outputs(args, results, reports)
     return 0
 
 

@@ -133,7 +133,9 @@ def machine() -> str:
     with open("/proc/meminfo") as handle:
         kib = int(next(line.split()[1] for line in handle if line.startswith("MemTotal")))
     versions = ", ".join(f"{p} {version(p)}" for p in ("torch", "numpy", "pandas", "scipy", "pyarrow", "matplotlib"))
-    return f"{cpu}, {os.cpu_count()} cores, {kib / 2**20:.0f} GiB RAM, Python {platform.python_version()}, {versions}"
+    load = os.getloadavg()[0]
+    return (f"{cpu}, {os.cpu_count()} cores, {kib / 2**20:.0f} GiB RAM, Python {platform.python_version()}, {versions}; "
+            f"load average {load:.1f} at the end (other jobs share the cores)")
 
 
 def table(rows, peak_mib: float) -> str:

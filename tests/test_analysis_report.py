@@ -161,3 +161,14 @@ def test_report_says_which_figures_the_data_cannot_give(tmp_path):
     unknown = write_values(tmp_path / "qq", languages=("en", "qq"), test=test, dev={BASELINE.config_id: 0.8},
                            configs=(BASELINE,), seeds=(0, 1))
     assert "Figure 2 needs distances from English" in render_report([unknown], n_resamples=200, example_level=False)
+
+
+def test_summary_csv_covers_every_configuration(tmp_path):
+    root, summary = write_hand_experiment(tmp_path / "hand"), tmp_path / "summary.csv"
+    assert main([str(root), "--no-example-level", "--resamples", "100", "--summary", str(summary)]) == 0
+    frame = pd.read_csv(summary)
+    assert len(frame) == 3 * 3  # three configurations x (en, de, avg)
+    small = frame[(frame["config_id"] == "rs_rp-eps0.01") & (frame["lang1"] == "de")].iloc[0]
+    assert (small["mean"], small["std"], small["n"], small["N"]) == (90.0, 0.0, 3, 3)
+    avg = frame[(frame["config_id"] == "baseline") & (frame["lang1"] == "avg")].iloc[0]
+    assert avg["mean"] == pytest.approx(77.0) and avg["lang2"] == "avg"
