@@ -163,6 +163,13 @@ class ProgressLine(tune.Callback):
         self.progress: dict[str, float] = {}
         self.tty = hasattr(out, "isatty") and out.isatty()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Tune pickles callbacks with its experiment state: the stream stays behind."""
+        return {k: v for k, v in self.__dict__.items() if k != "out"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, out=sys.stdout)
+
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self.progress[trial.trial_id] = float(result.get("progress", result.get("finished", 0.0)))
 
