@@ -31,6 +31,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
@@ -55,7 +56,6 @@ METRICS_SCHEMA = pa.schema(
         ("best_step", pa.int64()),
     ]
 )
-PREDICTION_COLUMNS = ("config_id", "seed", "stage", "split", "lang1", "lang2", "example", "label", "prediction")
 REQUIRED_NON_NULL = ("experiment", "task", "method", "config_id", "seed", "stage", "split", "lang1", "lang2", "accuracy", "n")
 ALLOWED_VALUES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {"method": METHODS, "stage": ("grid", "search", "final"), "split": ("dev", "test")}
@@ -408,15 +408,9 @@ def load_correctness(info: ExperimentInfo, groups: pd.DataFrame, *, stage: str) 
         return pd.DataFrame(columns=["config_id", "seed", "language", "example", "correct"])
     dataset = ds.dataset(files, format="parquet", filesystem=info.path.filesystem)
     condition = (ds.field("split") == "test") & (ds.field("lang1") == ds.field("lang2")) & (ds.field("stage") == stage)
-    table = dataset.to_table(columns=list(PREDICTION_COLUMNS), filter=condition)
-    frame = table.to_pandas()
-    correct = (frame["label"].to_numpy() == frame["prediction"].to_numpy()).astype(np.int8)
-    return pd.DataFrame(
-        {
-            "config_id": frame["config_id"],
-            "seed": frame["seed"].astype("int64"),
-            "language": frame["lang1"],
-            "example": frame["example"].astype("int64"),
-            "correct": correct,
-        }
-    )
+    table = dataset.to_table(columns=["config_id", "seed", "lang1", "example", "label", "prediction"], filter=condition)
+    correct = pc.equal(table["label"], table["prediction"]).cast(pa.int8())
+    return pa.table(
+        {"config_id": table["config_id"], "seed": table["seed"], "language": table["lang1"],
+         "example": table["example"], "correct": correct}
+    ).to_pandas(strings_to_categorical=True)

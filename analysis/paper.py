@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Sequence
+from typing import Callable, Sequence
 
 import pandas as pd
 
@@ -92,12 +92,17 @@ def compare_with_paper(cells: pd.DataFrame, task: str, languages: Sequence[str])
 _COMPARISON_COLUMNS = ["method", "row", "model", "column", "ours", "paper", "difference", "significant", "paper_significant"]
 
 
-def comparison_grid(comparison: PaperComparison, decimals: int = 1) -> pd.DataFrame:
-    """rows x columns of "ours / paper (difference)" texts for the report."""
+def comparison_grid(comparison: PaperComparison, decimals: int = 1, underline: Callable[[str], str] = str) -> pd.DataFrame:
+    """rows x columns of "ours / paper (difference)" texts, each side underlined where it was significant."""
     frame = comparison.frame
+
+    def side(value: float, significant) -> str:
+        text = f"{value:.{decimals}f}"
+        return underline(text) if bool(significant) else text
+
     text = [
-        f"{o:.{decimals}f} / {p:.{decimals}f} ({d:+.{decimals}f})"
-        for o, p, d in zip(frame["ours"], frame["paper"], frame["difference"])
+        f"{side(o, os_)} / {side(p, ps)} ({d:+.{decimals}f})"
+        for o, os_, p, ps, d in zip(frame["ours"], frame["significant"], frame["paper"], frame["paper_significant"], frame["difference"])
     ]
     rows = list(dict.fromkeys(frame["row"]))
     columns = list(dict.fromkeys(frame["column"]))

@@ -27,6 +27,7 @@ from analysis.names import AVG, METHOD_DISPLAY, M_METHODS, METHODS
 from analysis.paper import PaperComparison, compare_with_paper, comparison_grid
 from analysis.stats import example_bootstrap
 from analysis.tables import (
+    MARKUP,
     TableOptions,
     TaskTable,
     attach_example_level,
@@ -132,12 +133,12 @@ def example_level_tests(correctness: pd.DataFrame, table: TaskTable) -> tuple[pd
     """The example-level paired bootstrap for every method against the baseline (supplement)."""
     notes, frames = [], []
     chosen = table.selection
-    key = correctness.merge(chosen[["config_id", "method"]], on="config_id")
-    base = seed_averaged_correctness(key[key["method"] == table.baseline], table.languages)
+    methods = correctness["config_id"].map(dict(zip(chosen["config_id"], chosen["method"])))
+    base = seed_averaged_correctness(correctness[methods == table.baseline], table.languages)
     for method in chosen["method"]:
         if method == table.baseline:
             continue
-        treat = seed_averaged_correctness(key[key["method"] == method], table.languages)
+        treat = seed_averaged_correctness(correctness[methods == method], table.languages)
         rows = [r for r in treat.index if r in base.index]
         examples = treat.columns.intersection(base.columns)
         if len(examples) < max(len(treat.columns), len(base.columns)):
@@ -335,9 +336,9 @@ def markdown_task(report: TaskReport, figures: Sequence[str]) -> str:
     for method, matrix in report.differences.items():
         parts += [f"### Generalized setting: {display(method)} - {display(table.baseline)}",
                   markdown_grid(matrix_text(matrix, opts.decimals, signed=True), "lang1 \\ lang2")]
-    parts.append("### Against the paper (ours / paper (difference), points)")
+    parts.append("### Against the paper (ours / paper (difference), points; underlined: significant improvement)")
     if len(report.comparison.frame):
-        parts.append(markdown_grid(comparison_grid(report.comparison, opts.decimals), "Method"))
+        parts.append(markdown_grid(comparison_grid(report.comparison, opts.decimals, MARKUP["markdown"].underline), "Method"))
     if report.comparison.note:
         parts.append(report.comparison.note)
     if figures:

@@ -119,7 +119,9 @@ def test_comparison_with_the_paper_on_its_languages(tmp_path):
     assert bool(comparison.loc[("rs_syntax", "ja"), "paper_significant"])
     assert comparison.loc[("rs_syntax", "avg"), "difference"] == pytest.approx(81.0 - 83.5)
     text = render_report([root], n_resamples=200, example_level=False)
-    assert "80.0 / 85.4 (-5.4)" in text
+    assert "| Baseline | 80.0 / 93.7 (-13.7) | 80.0 / 85.4 (-5.4) |" in text
+    assert "<u>81.0</u> / <u>76.5</u> (+4.5)" in text  # RS-syntax ja: significant here and in the paper
+    assert "<u>81.0</u> / 93.0 (-12.0)" in text  # en: significant here, not in the paper
 
 
 def test_partial_language_set_compares_without_avg():
