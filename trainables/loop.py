@@ -139,7 +139,9 @@ class TrainingRun:
 
     def batch(self, split: TokenizedSplit, indices: np.ndarray) -> dict[str, torch.Tensor]:
         multiple = 8 if self.device.type == "cuda" else 1  # tensor-core friendly shapes on GPU
-        return {k: v.to(self.device) for k, v in collate(split, indices, self.pad_id, multiple_of=multiple).items()}
+        pad_to = self.training.max_length if self.training.padding == "max_length" else None
+        tensors = collate(split, indices, self.pad_id, pad_to=pad_to, multiple_of=multiple)
+        return {k: v.to(self.device, non_blocking=True) for k, v in tensors.items()}
 
     def autocast(self) -> contextlib.AbstractContextManager:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)

@@ -46,6 +46,7 @@ class TrainingSpec:
     eval_batch_size: int = 64
     freeze_word_embeddings: bool = False
     length_grouping: bool = True
+    padding: str = "dynamic"  # dynamic (to the batch's longest) | max_length (XTREME's scripts)
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
     max_updates: int | None = None  # stop early (smoke tests, benchmarks); None: full epochs
 
