@@ -245,8 +245,7 @@ def run_grid(resolved: planning.Resolved, name: str, cells: Sequence[planning.Ce
     else:
         tuner = tune.Tuner(
             _trainable(resolved.sweep), param_space=space,
-            tune_config=tune.TuneConfig(metric=METRIC, mode="max", scheduler=scheduler,
-                                        reuse_actors=resolved.sweep.reuse_actors,
+            tune_config=tune.TuneConfig(scheduler=scheduler, reuse_actors=resolved.sweep.reuse_actors,
                                         trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
             run_config=_run_config(resolved, name, len(cells), out),
         )
@@ -293,7 +292,7 @@ def run_optuna(resolved: planning.Resolved, method: str, stage: str, seeds: Sequ
     searcher = OptunaSearch(sampler=TPESampler(seed=sweep.search.seed), metric=METRIC, mode="max")
     tuner = tune.Tuner(
         _trainable(sweep), param_space=space,
-        tune_config=tune.TuneConfig(metric=METRIC, mode="max", search_alg=Repeater(searcher, repeat=len(seeds)),
+        tune_config=tune.TuneConfig(search_alg=Repeater(searcher, repeat=len(seeds)),
                                     scheduler=scheduler, num_samples=sweep.search.num_samples * len(seeds),
                                     reuse_actors=sweep.reuse_actors, trial_name_creator=_trial_name,
                                     trial_dirname_creator=_trial_name),
@@ -307,7 +306,8 @@ def _asha(sweep: Sweep) -> Any:
         return None
     from ray.tune.schedulers import ASHAScheduler
 
-    return ASHAScheduler(time_attr="training_iteration", metric="dev_accuracy", mode="max",
+    # best-so-far dev accuracy is in every report, the final one included
+    return ASHAScheduler(time_attr="training_iteration", metric=METRIC, mode="max",
                          grace_period=sweep.asha.grace_period, reduction_factor=sweep.asha.reduction_factor,
                          max_t=10**6)
 

@@ -38,7 +38,7 @@ def data_fingerprints(task: Task, source: task_data.DataSource, languages: Seque
 
 def _fingerprints(raw: task_data.TaskData) -> dict[str, str]:
     prints = {"train": task_data.fingerprint(raw.train), "dev": task_data.fingerprint(raw.dev)}
-    prints.update({f"test/{lang}": task_data.fingerprint(ds) for lang, ds in raw.test.items()})
+    prints.update({f"test:{lang}": task_data.fingerprint(ds) for lang, ds in raw.test.items()})
     return prints
 
 

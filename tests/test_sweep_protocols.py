@@ -1,0 +1,75 @@
+"""The selection protocols on a real (in-process) Ray: two-stage with ASHA, Optuna over seed groups."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pandas as pd
+import pytest
+import ray
+
+from sweep_helpers import all_metrics, statuses, write_config
+from sweeper.config import load_config
+from sweeper.run import RunOptions, run_sweep, select_configurations
+
+pytestmark = pytest.mark.slow
+
+FAST = {"epochs": 3, "learning_rate": 1e-3, "per_device_batch_size": 8, "gradient_accumulation": 1, "eval_every": 3}
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def sweep(config, out):
+    return run_sweep(load_config(config), RunOptions(str(out), out=open(os.devnull, "w")))
+
+
+def test_two_stage_selects_on_search_seeds_then_runs_the_choice_on_all_seeds(tiny_world, tmp_path, local_ray):
+    config = write_config(
+        tmp_path / "sweep.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache",
+        methods={"baseline": {}, "rs_rp": {"epsilon": [0.01, 0.5]}}, seeds=3, training=FAST,
+        selection={"protocol": "two_stage", "search_seeds": 1}, asha={"grace_period": 1, "reduction_factor": 2},
+    )
+    out = tmp_path / "runs" / "exp"
+    assert sweep(config, out) == 0
+    metrics = all_metrics(out)
+    search = metrics[metrics.stage == "search"]
+    final = metrics[metrics.stage == "final"]
+    assert set(search.seed) == {0} and set(search.method) == {"rs_rp"}  # the epsilon not chosen: one seed
+    chosen = select_configurations(str(out), "final")  # only the chosen configurations reach the final stage
+    assert set(final.method) == {"baseline", "rs_rp"} and set(final.config_id) == set(chosen.values())
+    for config_id, group in final.groupby("config_id"):
+        assert sorted(set(group.seed)) == [0, 1, 2]  # all seeds; seed 0 reused from the search stage
+    assert search.config_id.nunique() == 1 and search.config_id.iloc[0] not in set(chosen.values())
+    plan = json.loads((out / "plan.json").read_text())
+    assert {c["stage"] for c in plan["cells"]} == {"search", "final"}
+    attempts = [s["attempt"] for s in statuses(out).values()]
+    assert attempts and max(attempts) == 1  # the reused search seed was relabelled, not retrained
+
+
+def test_optuna_samples_configurations_each_over_all_seeds(tiny_world, tmp_path, local_ray):
+    config = write_config(
+        tmp_path / "sweep.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache",
+        methods={"rs_rp": {}}, seeds=2, training=FAST,
+        search={"algorithm": "optuna", "num_samples": 2, "seed": 3,
+                "space": {"epsilon": {"loguniform": [0.001, 1.0]}, "learning_rate": {"choice": [1e-3, 3e-3]}}},
+    )
+    out = tmp_path / "runs" / "exp"
+    assert sweep(config, out) == 0
+    metrics = all_metrics(out)
+    dev = metrics[metrics.split == "dev"]
+    assert dev.config_id.nunique() == 2  # two sampled configurations ...
+    for _, group in dev.groupby("config_id"):
+        assert sorted(group.seed) == [0, 1]  # ... each run as a paired seed group
+        assert group.epsilon.nunique() == 1 and 0.001 <= group.epsilon.iloc[0] <= 1.0
+    infos = [json.loads(p.read_text()) for p in out.glob("results/*/seed-*/trial.json")]
+    assert {i["spec"]["training"]["learning_rate"] for i in infos} <= {1e-3, 3e-3}
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["optuna"] == [{"method": "rs_rp", "stage": "grid", "configurations": 2, "seeds": [0, 1]}]
+    assert isinstance(pd.DataFrame(plan["cells"]), pd.DataFrame)
