@@ -9,42 +9,70 @@ of their own.
 from __future__ import annotations
 
 import math
+import re
+import typing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, Union
+from typing import Annotated, Any, Literal, Mapping, Sequence, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from trainables.methods import INJECTION_POINTS
 from trainables.tasks import SOURCE_LANGUAGE, TASKS
 
 DEFAULT_SYNONYMS = "https://raw.githubusercontent.com/uclanlp/Robust-XLT/master/counterfitted_neighbors.json"
+EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 class ConfigError(ValueError):
     """A configuration file that cannot be run; the message names file, line and field."""
 
 
+class FieldError(ValueError):
+    """A cross-field refusal that names the field it is about (relative to the model raising it)."""
+
+    def __init__(self, location: Sequence[str | int], message: str) -> None:
+        super().__init__(message)
+        self.location = tuple(location)
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-PositiveInt = Annotated[int, Field(ge=1)]
-Probability = Annotated[float, Field(gt=0, le=1)]
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _not_boolean(value: Any) -> Any:
+    """YAML reads true/false/yes/no as booleans, which pydantic would quietly take as 1 and 0."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got the boolean {value!r}")
+    return value
+
+
+Integer = Annotated[int, BeforeValidator(_not_boolean)]
+Number = Annotated[float, BeforeValidator(_not_boolean)]
+PositiveInt = Annotated[Integer, Field(ge=1)]
+Seed = Annotated[Integer, Field(ge=0)]  # numpy's generators refuse negative seeds
+Probability = Annotated[Number, Field(gt=0, le=1)]
+LearningRate = Annotated[Number, Field(gt=0, lt=1)]
 
 
 class Training(Strict):
     """Defaults from the paper's (XTREME's) scripts; see README, "Training"."""
 
     epochs: PositiveInt = 3
-    learning_rate: Annotated[float, Field(gt=0, lt=1)] = 2e-5
+    learning_rate: LearningRate = 2e-5
     per_device_batch_size: PositiveInt = 8
     gradient_accumulation: PositiveInt = 4
-    max_length: Annotated[int, Field(ge=8, le=4096)] = 128
-    weight_decay: Annotated[float, Field(ge=0)] = 0.0
-    adam_epsilon: Annotated[float, Field(gt=0)] = 1e-8
-    max_grad_norm: Annotated[float, Field(gt=0)] = 1.0
-    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    max_length: Annotated[Integer, Field(ge=8, le=4096)] = 128
+    weight_decay: Annotated[Number, Field(ge=0)] = 0.0
+    adam_epsilon: Annotated[Number, Field(gt=0)] = 1e-8
+    max_grad_norm: Annotated[Number, Field(gt=0)] = 1.0
+    warmup_ratio: Annotated[Number, Field(ge=0, lt=1)] = 0.0
     eval_every: PositiveInt | None = None
     eval_batch_size: PositiveInt = 64
     freeze_word_embeddings: bool = False
@@ -57,15 +85,24 @@ class TrainingOverride(Strict):
     """Per-method changes to the training hyper-parameters (e.g. the paper's RS-DA epochs)."""
 
     epochs: PositiveInt | None = None
-    learning_rate: Annotated[float, Field(gt=0, lt=1)] | None = None
+    learning_rate: LearningRate | None = None
     max_updates: PositiveInt | None = None
+
+
+def _listify(value: Any) -> Any:
+    """`epsilon: 0.1` means the one-point grid [0.1]."""
+    return value if isinstance(value, list) or value is None else [value]
+
+
+def _duplicates(values: Sequence[Any]) -> list[Any]:
+    return sorted({v for i, v in enumerate(values) if v in values[:i]}, key=values.index)
 
 
 def _nonempty_unique(values: list, what: str) -> list:
     if not values:
         raise ValueError(f"{what} grid is empty: give at least one value")
-    if len(set(values)) != len(values):
-        raise ValueError(f"{what} grid has duplicates: {values}")
+    if _duplicates(values):
+        raise ValueError(f"{what} grid has duplicates {_duplicates(values)}: each value once")
     return values
 
 
@@ -78,13 +115,10 @@ class Baseline(MethodBase):
 
 
 class EpsilonMethod(MethodBase):
-    epsilon: list[float] | None = None  # required unless search.space.epsilon samples it
+    epsilon: list[Number] | None = None  # required unless search.space.epsilon samples it
     injection: Literal[INJECTION_POINTS] = "word_embeddings"  # type: ignore[valid-type]
 
-    @field_validator("epsilon", mode="before")
-    @classmethod
-    def _listify(cls, value: Any) -> Any:
-        return value if isinstance(value, list) or value is None else [value]
+    _one_point_grid = field_validator("epsilon", mode="before")(_listify)
 
     @field_validator("epsilon")
     @classmethod
@@ -97,7 +131,7 @@ class EpsilonMethod(MethodBase):
 
 class Adversarial(EpsilonMethod):
     pgd_steps: PositiveInt = 1
-    pgd_alpha: Annotated[float, Field(gt=0)] | None = None
+    pgd_alpha: Annotated[Number, Field(gt=0)] | None = None
     pgd_random_start: bool = True
 
 
@@ -106,13 +140,10 @@ class RandomPerturbation(EpsilonMethod):
 
 
 class CopiesMethod(MethodBase):
-    m: list[int] | None = None  # required unless search.space.m samples it
+    m: list[Integer] | None = None  # required unless search.space.m samples it
     keep_original: bool = False
 
-    @field_validator("m", mode="before")
-    @classmethod
-    def _listify(cls, value: Any) -> Any:
-        return value if isinstance(value, list) or value is None else [value]
+    _one_point_grid = field_validator("m", mode="before")(_listify)
 
     @field_validator("m")
     @classmethod
@@ -141,7 +172,8 @@ class Methods(Strict):
     @model_validator(mode="after")
     def _at_least_one(self) -> "Methods":
         if not self.enabled():
-            raise ValueError(f"no method enabled; allowed: {', '.join(Methods.model_fields)}")
+            raise ValueError(f"no method enabled; allowed: {', '.join(Methods.model_fields)} "
+                             "(enable one with `baseline: {}`: a bare `baseline:` is null and leaves it off)")
         return self
 
     def enabled(self) -> dict[str, MethodBase]:
@@ -154,21 +186,22 @@ class Data(Strict):
     revision: str | None = None
     allow_empty: bool = False
     synthetic_preset: Literal["demo", "tiny"] = "demo"
-    synthetic_seed: int = 0
+    synthetic_seed: Seed = 0
     synthetic_layout: Literal["hub", "tsv"] = "hub"
 
     @model_validator(mode="after")
     def _consistent(self) -> "Data":
         if self.source in ("local_hub", "tsv") and not self.path:
-            raise ValueError(f"data.source {self.source!r} needs data.path (a directory)")
+            raise FieldError(["path"], f"required with data.source {self.source!r} (the data's directory)")
         if self.revision is not None and self.source != "hub":
-            raise ValueError("data.revision is only meaningful with data.source 'hub'")
+            raise FieldError(["revision"], f"only meaningful with data.source 'hub' (got {self.source!r}): "
+                                           "pin a local directory's version yourself")
         return self
 
 
 class Resources(Strict):
-    cpu: Annotated[float, Field(gt=0)] = 1.0
-    gpu: Annotated[float, Field(ge=0)] = 0.0
+    cpu: Annotated[Number, Field(gt=0)] = 1.0
+    gpu: Annotated[Number, Field(ge=0)] = 0.0
 
     @field_validator("gpu")
     @classmethod
@@ -179,49 +212,95 @@ class Resources(Strict):
 
 
 class Distribution(Strict):
-    loguniform: tuple[float, float] | None = None
-    uniform: tuple[float, float] | None = None
+    loguniform: tuple[Number, Number] | None = None
+    uniform: tuple[Number, Number] | None = None
     choice: list[Any] | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Distribution":
         given = [k for k in ("loguniform", "uniform", "choice") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of loguniform: [low, high], uniform: [low, high], choice: [...]")
+            raise ValueError("give exactly one of loguniform: [low, high], uniform: [low, high], choice: [...]"
+                             + (f" (got {', '.join(given)})" if given else ""))
         bounds = self.loguniform or self.uniform
         if bounds is not None and not bounds[0] < bounds[1]:
-            raise ValueError(f"low must be < high, got {list(bounds)}")
+            raise FieldError([given[0]], f"low must be < high, got {list(bounds)}")
         if self.loguniform is not None and self.loguniform[0] <= 0:
-            raise ValueError("loguniform bounds must be > 0")
+            raise FieldError(["loguniform"], f"bounds must be > 0, got {list(self.loguniform)}")
         if self.choice is not None and not self.choice:
-            raise ValueError("choice needs at least one value")
+            raise FieldError(["choice"], "needs at least one value")
         return self
+
+    def values(self) -> list[Any]:
+        """The values a check can see: the choices, or the two bounds of a range."""
+        return list(self.choice) if self.choice is not None else list(self.loguniform or self.uniform or ())
 
 
 SEARCHABLE = {"learning_rate": None, "epsilon": ("adv", "rs_rp"), "m": ("rs_da", "rs_syntax")}
+
+
+@dataclass(frozen=True)
+class Domain:
+    """What a searched parameter may take: the same values its grid or training field accepts."""
+
+    low: float  # exclusive
+    high: float  # exclusive
+    integer: bool
+    meaning: str
+
+    def admits(self, value: Any) -> bool:
+        numeric = _is_integer(value) or (isinstance(value, float) and not self.integer)
+        return numeric and math.isfinite(value) and self.low < value < self.high
+
+
+SEARCH_DOMAINS: Mapping[str, Domain] = {
+    "learning_rate": Domain(0.0, 1.0, False, "numbers in (0, 1)"),
+    "epsilon": Domain(0.0, math.inf, False, "finite numbers > 0 (an L-inf radius)"),
+    "m": Domain(0.0, math.inf, True, "whole numbers >= 1 (augmented copies per example)"),
+}
+
+
+def _domain_problem(name: str, dist: Distribution) -> str | None:
+    domain = SEARCH_DOMAINS[name]
+    if domain.integer and dist.choice is None:
+        return f"{name} takes {domain.meaning}: sample it with choice: [...], not a range"
+    outside = [v for v in dist.values() if not domain.admits(v)]
+    return f"{name} takes {domain.meaning}, got {outside}" if outside else None
 
 
 class Search(Strict):
     algorithm: Literal["grid", "optuna"] = "grid"
     num_samples: PositiveInt | None = None  # Optuna: configurations per method
     space: dict[str, Distribution] = {}
-    seed: int = 0
+    seed: Seed = 0
 
     @model_validator(mode="after")
     def _consistent(self) -> "Search":
-        unknown = set(self.space) - set(SEARCHABLE)
-        if unknown:
-            raise ValueError(f"search.space: unknown parameter(s) {sorted(unknown)}; allowed: {', '.join(SEARCHABLE)}")
-        if self.algorithm == "optuna" and (not self.space or self.num_samples is None):
-            raise ValueError("search.algorithm 'optuna' needs search.space and search.num_samples")
-        if self.algorithm == "grid" and (self.space or self.num_samples is not None):
-            raise ValueError("search.space/num_samples are for algorithm 'optuna'; the grid comes from methods")
+        for name, dist in self.space.items():
+            if name not in SEARCHABLE:
+                raise FieldError(["space", name], f"unknown parameter {name!r}; allowed: {', '.join(SEARCHABLE)}")
+            problem = _domain_problem(name, dist)
+            if problem:
+                raise FieldError(["space", name], problem)
+        if self.algorithm == "optuna":
+            self._optuna_complete()
+        elif self.space or self.num_samples is not None:
+            raise FieldError(["space" if self.space else "num_samples"],
+                             "search.space and search.num_samples are for search.algorithm 'optuna'; "
+                             "with 'grid' the values come from the methods' grids")
         return self
+
+    def _optuna_complete(self) -> None:
+        needs = {"space": f"the parameters to sample, some of {', '.join(SEARCHABLE)}",
+                 "num_samples": "how many configurations to sample per method"}
+        for field, meaning in needs.items():
+            if not getattr(self, field):
+                raise FieldError([field], f"search.algorithm 'optuna' needs search.{field} ({meaning})")
 
 
 class Asha(Strict):
     grace_period: PositiveInt = 1  # evaluations before a trial may be stopped
-    reduction_factor: Annotated[float, Field(gt=1)] = 3.0
+    reduction_factor: Annotated[Number, Field(gt=1)] = 3.0
 
 
 class Selection(Strict):
@@ -230,26 +309,26 @@ class Selection(Strict):
 
 
 class Augmentation(Strict):
-    seed: int = 0
+    seed: Seed = 0
     per_seed: bool = False  # False (the paper): one augmented set shared by all training seeds
 
 
 class Estimate(Strict):
     """Throughput assumed by --dry-run's GPU-hour estimate (calibrate from trial.json timings)."""
 
-    train_examples_per_second: Annotated[float, Field(gt=0)] = 250.0
-    eval_examples_per_second: Annotated[float, Field(gt=0)] = 2000.0
+    train_examples_per_second: Annotated[Number, Field(gt=0)] = 250.0
+    eval_examples_per_second: Annotated[Number, Field(gt=0)] = 2000.0
 
 
 class Sweep(Strict):
-    experiment: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    experiment: str
     task: Literal[tuple(TASKS)]  # type: ignore[valid-type]
     model: str = "bert-base-multilingual-cased"
     data: Data = Data()
     languages: list[str] | None = None
     generalized: bool = False
     methods: Methods
-    seeds: PositiveInt | list[int] = 10
+    seeds: PositiveInt | list[Seed] = 10
     training: Training = Training()
     augmentation: Augmentation = Augmentation()
     resources: Resources = Resources()
@@ -257,38 +336,70 @@ class Sweep(Strict):
     asha: Asha | None = None
     selection: Selection = Selection()
     storage: str = "runs"
-    max_failures: Annotated[int, Field(ge=0)] = 2
+    max_failures: Annotated[Integer, Field(ge=0)] = 2
     checkpoints_to_keep: PositiveInt = 1
     reuse_actors: bool = True
     cache_dir: str = "~/.cache/robust-xlt/tokenized"
     estimate: Estimate = Estimate()
 
-    @field_validator("seeds")
+    @field_validator("experiment")
     @classmethod
-    def _distinct_seeds(cls, seeds: int | list[int]) -> int | list[int]:
-        if isinstance(seeds, list):
-            if not seeds:
-                raise ValueError("seeds: give a count >= 1 or a non-empty list")
-            if len(set(seeds)) != len(seeds):
-                raise ValueError(f"seeds has duplicates: {seeds}")
-        return seeds
+    def _folder_name(cls, name: str) -> str:
+        if not EXPERIMENT_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} cannot name the experiment's folder: use letters, digits, '.', '_' "
+                             "and '-', starting with a letter or digit")
+        return name
+
+    @field_validator("cache_dir")
+    @classmethod
+    def _node_local(cls, cache_dir: str) -> str:
+        if "://" in cache_dir:
+            raise ValueError(f"must be a directory on each node's own disk (the token cache is memory-mapped), "
+                             f"got {cache_dir!r}; results shared by all nodes go to storage")
+        return cache_dir
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _count_or_distinct_list(cls, seeds: Any) -> Any:
+        """One clear message instead of pydantic's one per member of the union."""
+        if _is_integer(seeds) and seeds >= 1:
+            return seeds
+        if isinstance(seeds, list) and seeds and all(_is_integer(s) and s >= 0 for s in seeds):
+            if _duplicates(seeds):
+                raise ValueError(f"duplicate seed(s) {_duplicates(seeds)} in {seeds}: each seed once")
+            return seeds
+        raise ValueError(f"give a count (an integer >= 1) or a non-empty list of distinct integers >= 0, "
+                         f"got {seeds!r}")
+
+    @field_validator("languages")
+    @classmethod
+    def _distinct_languages(cls, languages: list[str] | None) -> list[str] | None:
+        if languages is not None and not languages:
+            raise ValueError("empty list: name the languages to evaluate (with 'en'), or leave languages out "
+                             "for all of the data's languages")
+        if languages and _duplicates(languages):
+            raise ValueError(f"duplicate language(s) {_duplicates(languages)}: each language once")
+        return languages
 
     @model_validator(mode="after")
     def _consistent(self) -> "Sweep":
-        if self.asha is not None and self.selection.protocol != "two_stage":
-            raise ValueError("asha stops some seeds early: use it only with selection.protocol 'two_stage' "
-                             "(it then applies to the search stage, never to the all-seed runs)")
-        if self.selection.protocol == "two_stage" and self.selection.search_seeds > len(self.seed_list):
-            raise ValueError(f"selection.search_seeds ({self.selection.search_seeds}) exceeds the "
-                             f"{len(self.seed_list)} seeds")
+        self._protocol_consistent()
         if self.generalized and self.languages is not None and len(self.languages) < 2:
-            raise ValueError("generalized needs at least two languages")
+            raise FieldError(["generalized"], f"the generalized setting pairs languages and needs at least two; "
+                                              f"languages is {self.languages}")
         self._grids_or_space()
-        for name in self.search.space:
-            owners = SEARCHABLE[name]
-            if owners is not None and not any(self.methods.enabled().get(o) for o in owners):
-                raise ValueError(f"search.space.{name} applies to {' or '.join(owners)}, none of which is enabled")
+        self._searched_methods_enabled()
         return self
+
+    def _protocol_consistent(self) -> None:
+        if self.asha is not None and self.selection.protocol != "two_stage":
+            raise FieldError(["asha"], "asha stops some seeds early: use it only with selection.protocol "
+                                       "'two_stage' (it then applies to the search stage, never to the all-seed "
+                                       f"runs); got protocol {self.selection.protocol!r}")
+        if self.selection.protocol == "two_stage" and self.selection.search_seeds > len(self.seed_list):
+            raise FieldError(["selection", "search_seeds"],
+                             f"{self.selection.search_seeds} search seeds exceed the {len(self.seed_list)} "
+                             f"seeds {self.seed_list}")
 
     def _grids_or_space(self) -> None:
         """Each epsilon/m comes from exactly one place: the method's grid or Optuna's space."""
@@ -299,10 +410,18 @@ class Sweep(Strict):
                 searched = self.search.algorithm == "optuna" and grid in self.search.space
                 given = getattr(config, grid) is not None
                 if searched and given:
-                    raise ValueError(f"methods.{method}.{grid} is given as a grid and also searched by "
-                                     f"search.space.{grid}: keep one")
+                    raise FieldError(["methods", method, grid], f"given as a grid and also searched by "
+                                                                f"search.space.{grid}: keep one")
                 if not searched and not given:
-                    raise ValueError(f"methods.{method}.{grid} is required (a list of values to sweep)")
+                    raise FieldError(["methods", method, grid], f"required: a list of {grid} values to sweep "
+                                                                f"(or search it with search.space.{grid})")
+
+    def _searched_methods_enabled(self) -> None:
+        for name in self.search.space:
+            owners = SEARCHABLE[name]
+            if owners is not None and not any(self.methods.enabled().get(o) for o in owners):
+                raise FieldError(["search", "space", name],
+                                 f"applies to {' or '.join(owners)}, none of which is enabled under methods")
 
     @property
     def seed_list(self) -> list[int]:
@@ -315,55 +434,123 @@ def load_config(path: str | Path) -> Sweep:
     path = Path(path)
     try:
         text = path.read_text()
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read the configuration ({err.strerror})") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read the configuration ({getattr(err, 'strerror', None) or err})") \
+            from None
+    root = _parsed(path, text)
     try:
-        raw = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
-    try:
-        sweep = Sweep.model_validate(raw)
+        sweep = Sweep.model_validate(yaml.safe_load(text))
     except ValidationError as err:
         raise ConfigError(_explain(path, root, err)) from None
     return _checked_against_data(path, root, _absolute_paths(sweep))
+
+
+def _parsed(path: Path, text: str) -> yaml.MappingNode:
+    """The YAML node tree (for line numbers), refusing what PyYAML would accept but we cannot run."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as err:
+        raise ConfigError(_yaml_problem(path, err)) from None
+    if not isinstance(root, yaml.MappingNode):
+        got = "nothing (the file is empty)" if root is None else f"a {type(root).__name__[:-4].lower()}"
+        line = root.start_mark.line + 1 if root is not None else 1
+        raise ConfigError(f"{path}:{line}: expected a mapping of settings (`key: value` lines) at the top level, "
+                          f"got {got}")
+    duplicate = _duplicate_key(root, [])
+    if duplicate is not None:
+        location, first, again = duplicate
+        raise ConfigError(f"{path}:{again}: {_field_name(location)}: given twice (first at line {first}); "
+                          "YAML would silently keep the last")
+    return root
+
+
+def _yaml_problem(path: Path, err: yaml.YAMLError) -> str:
+    mark = getattr(err, "problem_mark", None)
+    if mark is None:
+        return f"{path}: not valid YAML: {err}"
+    context_mark = getattr(err, "context_mark", None)
+    context = f" ({err.context} at line {context_mark.line + 1})" if err.context and context_mark else ""
+    return f"{path}:{mark.line + 1}: not valid YAML: {err.problem}{context}"
+
+
+def _duplicate_key(node: yaml.Node, location: list) -> tuple[list, int, int] | None:
+    """(location, first line, repeated line) of the first key given twice in one mapping."""
+    children: list[tuple[list, yaml.Node]] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            if key.value in seen:
+                return [*location, key.value], seen[key.value], key.start_mark.line + 1
+            seen[key.value] = key.start_mark.line + 1
+            children.append(([*location, key.value], value))
+    elif isinstance(node, yaml.SequenceNode):
+        children = [([*location, index], value) for index, value in enumerate(node.value)]
+    for child_location, child in children:
+        found = _duplicate_key(child, child_location)
+        if found is not None:
+            return found
+    return None
 
 
 def _explain(path: Path, root: yaml.Node, err: ValidationError) -> str:
     """One line per problem: file:line: field: message (allowed values where known)."""
     lines = [f"{path}: invalid configuration ({err.error_count()} problem(s))"]
     for problem in err.errors():
-        location = [p for p in problem["loc"] if not (isinstance(p, str) and "[" in p)]  # drop union tags
-        field = ".".join(str(p) for p in location) or "(top level)"
-        lines.append(f"  {path}:{_line_of(root, location)}: {field}: {_message(problem, location)}")
+        location = _location(problem)
+        lines.append(f"  {path}:{_line_of(root, location)}: {_field_name(location)}: {_message(problem, location)}")
     return "\n".join(lines)
 
 
+def _location(problem: Mapping[str, Any]) -> list:
+    """Pydantic's location without union tags, extended by a FieldError's own field."""
+    location = [p for p in problem["loc"] if not (isinstance(p, str) and "[" in p)]
+    error = problem.get("ctx", {}).get("error")
+    return location + list(error.location) if isinstance(error, FieldError) else location
+
+
+def _field_name(location: Sequence[str | int]) -> str:
+    """`methods.adv.epsilon[1]`: dotted settings, list positions in brackets."""
+    name = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in location).lstrip(".")
+    return name or "(top level)"
+
+
 def _message(problem: Mapping[str, Any], location: list) -> str:
-    if problem["type"] == "extra_forbidden":
+    kind, value = problem["type"], problem.get("input")
+    if kind == "extra_forbidden":
         model = _model_at(location[:-1])
         allowed = ", ".join(model.model_fields) if model else "see README"
         return f"unknown setting {location[-1]!r}; allowed: {allowed}"
+    if kind == "missing":
+        return "required setting is missing"
+    if kind == "literal_error":
+        allowed = re.findall(r"'([^']*)'", problem["ctx"]["expected"])
+        return f"unknown value {value!r}; allowed: {', '.join(allowed)}"
     message = problem["msg"].removeprefix("Value error, ")
-    if problem["type"] in ("literal_error", "enum"):
-        message = f"{message} (got {problem['input']!r})"
-    return message
+    scalar = value is None or isinstance(value, (str, int, float))
+    return f"{message} (got {value!r})" if kind != "value_error" and scalar else message
 
 
 def _model_at(location: list) -> type[BaseModel] | None:
-    model: Any = Sweep
+    """The model whose settings live at `location` (list positions and dict keys passed over)."""
+    model: type[BaseModel] | None = Sweep
+    skip_key = False
     for part in location:
-        if isinstance(part, int):
+        if isinstance(part, int) or skip_key:
+            skip_key = False
             continue
-        annotation = model.model_fields[part].annotation if part in getattr(model, "model_fields", {}) else None
-        candidates = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type)]
-        models = [a for a in candidates if issubclass(a, BaseModel)]
-        if not models:
+        field = model.model_fields.get(part) if model is not None else None
+        if field is None:
             return None
-        model = models[0]
+        skip_key = typing.get_origin(field.annotation) is dict
+        model = _submodel(field.annotation)
     return model
+
+
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    found = (_submodel(arg) for arg in typing.get_args(annotation))
+    return next((model for model in found if model is not None), None)
 
 
 def _line_of(root: yaml.Node, location: list) -> int:
@@ -372,8 +559,7 @@ def _line_of(root: yaml.Node, location: list) -> int:
     for part in location:
         child = None
         if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if k.value == str(part)), None)
-            key = next((k for k, v in node.value if k.value == str(part)), None)
+            key, child = next(((k, v) for k, v in node.value if k.value == str(part)), (None, None))
             line = (key.start_mark.line + 1) if key is not None else line
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             child = node.value[part]
@@ -404,33 +590,71 @@ def _absolute_paths(sweep: Sweep) -> Sweep:
                                     "cache_dir": _absolute(sweep.cache_dir)})
 
 
+@dataclass(frozen=True)
+class _Where:
+    """`file:line: field:` prefixes for refusals found after validation."""
+
+    path: Path
+    root: yaml.Node
+
+    def __call__(self, field: str) -> str:
+        return f"{self.path}:{_line_of(self.root, field.split('.'))}: {field}:"
+
+
 def _checked_against_data(path: Path, root: yaml.Node, sweep: Sweep) -> Sweep:
     """Refuse languages the data does not have and local files that do not exist, before Ray starts."""
-    from sweeper.plan import SYNTHETIC, data_languages
+    where = _Where(path, root)
+    _check_local_data(sweep, where)
+    _check_synthetic_references(sweep, where)
+    _check_synonyms_file(sweep, where)
+    _check_languages(sweep, where)
+    return sweep
 
-    where = lambda *loc: f"{path}:{_line_of(root, list(loc))}"  # noqa: E731
-    if sweep.data.source in ("local_hub", "tsv") and not Path(sweep.data.path).is_dir():
-        raise ConfigError(f"{where('data', 'path')}: data.path: directory not found: {sweep.data.path}")
-    synthetic_refs = {"model": sweep.model == SYNTHETIC,
-                      "methods.rs_da.synonyms": bool(sweep.methods.rs_da and sweep.methods.rs_da.synonyms == SYNTHETIC)}
-    for field, used in synthetic_refs.items():
+
+def _check_local_data(sweep: Sweep, where: _Where) -> None:
+    if sweep.data.source not in ("local_hub", "tsv"):
+        return
+    directory = Path(sweep.data.path)
+    if not directory.is_dir():
+        problem = "is a file, not a directory" if directory.exists() else "directory not found"
+        raise ConfigError(f"{where('data.path')} {problem}: {directory}")
+
+
+def _check_synthetic_references(sweep: Sweep, where: _Where) -> None:
+    from sweeper.plan import SYNTHETIC
+
+    references = {"model": sweep.model == SYNTHETIC,
+                  "methods.rs_da.synonyms": bool(sweep.methods.rs_da and sweep.methods.rs_da.synonyms == SYNTHETIC)}
+    for field, used in references.items():
         if used and sweep.data.source != SYNTHETIC:
-            raise ConfigError(f"{where(*field.split('.'))}: {field}: {SYNTHETIC!r} refers to the synthetic world's "
-                              f"files and needs data.source 'synthetic' (got {sweep.data.source!r})")
+            raise ConfigError(f"{where(field)} {SYNTHETIC!r} refers to the synthetic world's files and needs "
+                              f"data.source 'synthetic' (got {sweep.data.source!r})")
+
+
+def _check_synonyms_file(sweep: Sweep, where: _Where) -> None:
+    from sweeper.plan import SYNTHETIC
+
     rs_da = sweep.methods.rs_da
     if rs_da is not None and rs_da.synonyms != SYNTHETIC and "://" not in rs_da.synonyms \
             and not Path(rs_da.synonyms).is_file():
-        raise ConfigError(f"{where('methods', 'rs_da', 'synonyms')}: methods.rs_da.synonyms: file not found: "
-                          f"{rs_da.synonyms}")
-    available = data_languages(sweep)
+        raise ConfigError(f"{where('methods.rs_da.synonyms')} file not found: {rs_da.synonyms}")
+
+
+def _check_languages(sweep: Sweep, where: _Where) -> None:
+    from sweeper.plan import data_languages
+    from trainables.data import DataError
+
+    try:
+        available = data_languages(sweep)
+    except DataError as err:
+        raise ConfigError(f"{where('data.path')} {err}") from None
     unknown = [lang for lang in sweep.languages or [] if lang not in available]
     if unknown:
-        raise ConfigError(f"{where('languages')}: languages: unknown language(s) {unknown} for task "
-                          f"{sweep.task!r} with data.source {sweep.data.source!r}; allowed: {', '.join(available)}")
+        raise ConfigError(f"{where('languages')} unknown language(s) {unknown} for task {sweep.task!r} with "
+                          f"data.source {sweep.data.source!r}; allowed: {', '.join(available)}")
     if sweep.languages is not None and SOURCE_LANGUAGE not in sweep.languages:
-        raise ConfigError(f"{where('languages')}: languages: must include the source language "
-                          f"{SOURCE_LANGUAGE!r} (English dev selects the model and English test is reported)")
-    return sweep
+        raise ConfigError(f"{where('languages')} must include the source language {SOURCE_LANGUAGE!r} "
+                          "(English dev selects the model and English test is reported)")
 
 
 def dump_config(sweep: Sweep) -> str:
