@@ -1,0 +1,112 @@
+"""The plan (paired cells, stable ids, estimates), cell status from files, and the progress line."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from sweep_helpers import write_config
+from sweeper import plan as planning
+from sweeper.config import load_config
+from sweeper.run import add_to_plan, progress_line, read_plan
+from sweeper.status import cell_state, render_status, status_table
+from trainables import results
+
+
+@pytest.fixture
+def resolved(tiny_world, tmp_path):
+    config = write_config(tmp_path / "sweep.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache",
+                          methods={"baseline": {}, "adv": {"epsilon": [0.01, 0.1]}, "rs_syntax": {"m": [2, 4]}},
+                          seeds=[3, 5])
+    return planning.resolve(load_config(config), str(tmp_path / "runs" / "exp"))
+
+
+def test_cells_pair_every_configuration_with_every_seed(resolved):
+    cells = planning.grid_cells(resolved, "grid", resolved.sweep.seed_list)
+    assert len(cells) == 5 * 2
+    by_config = {}
+    for cell in cells:
+        by_config.setdefault(cell.config_id, set()).add(cell.seed)
+    assert all(seeds == {3, 5} for seeds in by_config.values())
+    labels = sorted({c.config_label for c in cells})
+    assert labels == ["adv eps=0.01", "adv eps=0.1", "baseline", "rs_syntax m=2", "rs_syntax m=4"]
+
+
+def test_config_id_ignores_seed_and_location_but_not_hyperparameters(resolved, tmp_path):
+    a = planning.make_cell(resolved, "adv", {"epsilon": 0.1, "pgd_steps": 1}, resolved.sweep.training.model_dump(), 0,
+                           "grid")
+    b = planning.make_cell(resolved, "adv", {"epsilon": 0.1, "pgd_steps": 1}, resolved.sweep.training.model_dump(), 7,
+                           "search")
+    moved = planning.Resolved(**{**resolved.__dict__, "experiment_dir": str(tmp_path / "elsewhere")})
+    c = planning.make_cell(moved, "adv", {"epsilon": 0.1, "pgd_steps": 1}, resolved.sweep.training.model_dump(), 0,
+                           "grid")
+    d = planning.make_cell(resolved, "adv", {"epsilon": 0.1, "pgd_steps": 2}, resolved.sweep.training.model_dump(), 0,
+                           "grid")
+    assert a.config_id == b.config_id == c.config_id != d.config_id
+    assert a.config_id.startswith("adv-")
+
+
+def test_estimate_scales_with_method_cost(resolved):
+    sizes = planning.Sizes(train=1000, dev=100, test=100)
+    training = {"epochs": 2, "per_device_batch_size": 8, "gradient_accumulation": 4, "eval_every": 10}
+    base = planning.trial_hours("baseline", {}, training, sizes, 3, resolved.sweep)
+    adv = planning.trial_hours("adv", {"pgd_steps": 2}, training, sizes, 3, resolved.sweep)
+    rs_da = planning.trial_hours("rs_da", {"m": 10, "keep_original": False}, training, sizes, 3, resolved.sweep)
+    train_seconds = 2000 / 250  # examples / the default 250 ex/s
+    eval_seconds = ((2000 / 32 // 10 + 1) * 100 + 300) / 2000  # ceil(62.5/10)+1 = 8 dev passes + 3 test sets
+    assert base == pytest.approx((train_seconds + eval_seconds) / 3600, rel=0.02)
+    assert adv > 2.9 * base - eval_seconds / 3600 and rs_da > 9 * base
+
+
+def test_dry_run_description_lists_every_configuration(resolved):
+    text = planning.describe(resolved)
+    assert "total: 10 trials" in text and "rs_syntax m=4" in text and "CPU-trial-hours" in text
+    assert "48 train / 12 dev / 16 test pairs" in text
+
+
+def test_plan_file_is_idempotent(resolved, tmp_path):
+    cells = planning.grid_cells(resolved, "grid", [0, 1])
+    add_to_plan(str(tmp_path), "exp", cells)
+    add_to_plan(str(tmp_path), "exp", cells[:3])
+    assert len(read_plan(str(tmp_path))["cells"]) == len(cells)
+
+
+def test_cell_state_from_its_own_files(tmp_path):
+    now = time.time()
+    cell = str(tmp_path / "cell")
+    assert cell_state(cell, 60, now) == ("missing", "")
+    results.write_status(cell, "running", attempt=1, host="h", pid=42, progress=0.5)
+    state, detail = cell_state(cell, 60, time.time())
+    assert state == "running" and "50%" in detail and "pid 42" in detail
+    assert cell_state(cell, 60, time.time() + 120)[0] == "failed"  # no heartbeat: interrupted
+    assert "interrupted" in cell_state(cell, 60, time.time() + 120)[1]
+    results.write_status(cell, "failed", attempt=2, error="RuntimeError: boom")
+    assert cell_state(cell, 60, time.time()) == ("failed", "attempt 2: RuntimeError: boom")
+    (tmp_path / "cell" / "metrics.parquet").write_bytes(b"")
+    assert cell_state(cell, 60, time.time())[0] == "done"
+
+
+def test_status_table_groups_seeds_and_counts(resolved, tmp_path):
+    out = tmp_path / "exp"
+    cells = planning.grid_cells(resolved, "grid", [0, 1])[:4]
+    add_to_plan(str(out), "exp", cells)
+    first = results.cell_dir(str(out), cells[0].config_id, cells[0].seed)
+    results.write_status(first, "done")
+    (tmp_path / "exp" / "results" / cells[0].config_id / f"seed-{cells[0].seed}" / "metrics.parquet").write_bytes(b"")
+    results.write_status(results.cell_dir(str(out), cells[1].config_id, cells[1].seed), "failed", attempt=3,
+                         error="ValueError: x")
+    table = status_table(str(out))
+    assert table.state.tolist().count("done") == 1 and table.state.tolist().count("failed") == 1
+    assert table.state.tolist().count("missing") == 2
+    text = render_status(table, str(out))
+    assert "total: 1 done, 0 running, 1 failed, 2 missing of 4 cells" in text
+
+
+def test_progress_line_counts_and_eta():
+    line = progress_line("demo", 10, ["TERMINATED", "TERMINATED", "RUNNING", "ERROR", "PENDING"],
+                         {"a": 1.0, "b": 1.0, "c": 0.5, "d": 0.5}, elapsed=90)
+    assert line == "[demo] done 2/10 running 1 failed 1 pending 6 | elapsed 1:30 | ETA 3:30"  # 3 of 10 units in 90 s
+    assert progress_line("x", 3, [], {}, 5).endswith("ETA --:--")
+    assert json.dumps(line)  # a single printable line
