@@ -48,10 +48,11 @@ def test_cli_writes_report_and_every_figure(world, tmp_path, capsys):
 
 def test_report_marks_the_world_s_robust_gains(world):
     text = render_report([world], n_resamples=2_000)
-    row = next(line for line in text.splitlines() if line.startswith("| RS-DA (m=5) |"))
-    cells = row.strip("|").split("|")
-    assert "<u>" in cells[-1] and "<u>" in cells[-2]  # xc (most distant) and avg: significant gains
-    assert "<u>" not in cells[1]  # en: no gain built in
+    main_table = text.split("### Configuration")[0]
+    rows = {line.split("|")[1].strip(): line.strip("|").split("|") for line in main_table.splitlines() if line.startswith("| ")}
+    assert "<u>" in rows["RS-DA (m=5)"][-1] and "<u>" in rows["RS-DA (m=5)"][-2]  # avg and xc (most distant)
+    assert not any("<u>" in c for c in rows["Baseline"])
+    assert "<u>" not in rows["ADV (eps=0.1)"][-2]  # the world gives ADV almost nothing
     assert "p example-level" in text
 
 
