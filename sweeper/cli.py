@@ -35,9 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--stale-after", type=float, default=120.0,
                         help="seconds without heartbeat after which a running cell counts as interrupted")
 
-    report = commands.add_parser("report", help="significance-marked tables and figures (see --help)",
-                                 add_help=False)
-    report.add_argument("rest", nargs=argparse.REMAINDER)
+    commands.add_parser("report", help="significance-marked tables and figures (`report --help`)")
 
     demo = commands.add_parser("demo", help="the offline demo: synthetic world, all five methods, local Ray")
     demo.add_argument("--output", default="runs/demo", help="experiment directory (default: runs/demo)")
@@ -48,10 +46,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    sweep = load_config(args.config)  # first: a refused config must not wait for torch or Ray to load
     from sweeper import plan as planning
     from sweeper.run import RunOptions, run_sweep
 
-    sweep = load_config(args.config)
     experiment_dir = args.output or f"{sweep.storage.rstrip('/')}/{sweep.experiment}"
     if "://" not in experiment_dir:
         experiment_dir = str(Path(experiment_dir).expanduser().resolve())
@@ -74,12 +72,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from analysis.report import main as report_main
-
-    return report_main(args.rest)
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     from sweeper.demo import run_demo
 
@@ -87,11 +79,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "run": cmd_run, "status": cmd_status, "report": cmd_report, "demo": cmd_demo,
+    "run": cmd_run, "status": cmd_status, "demo": cmd_demo,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["report"]:  # the analysis package owns the report's options (and its --help)
+        from analysis.report import main as report_main
+
+        return report_main(argv[1:])
     args = _parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
@@ -103,9 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return USAGE_ERROR
 
 
-def _is_input_error(error: Exception) -> bool:
-    from sweeper.run import ExperimentError
-    from trainables.augment import SynonymTableError
-    from trainables.data import DataError
+# Exceptions that mean "bad input" (exit 2), by module: only modules already imported can have raised
+# them, so checking costs no import (a refused config must not wait for torch or Ray to load).
+INPUT_ERRORS = (("sweeper.config", "ConfigError"), ("sweeper.run", "ExperimentError"),
+                ("trainables.data", "DataError"), ("trainables.augment", "SynonymTableError"))
 
-    return isinstance(error, (ConfigError, ExperimentError, DataError, SynonymTableError))
+
+def _is_input_error(error: Exception) -> bool:
+    classes = [getattr(sys.modules.get(module), name, None) for module, name in INPUT_ERRORS]
+    return isinstance(error, tuple(c for c in classes if c is not None))

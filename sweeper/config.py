@@ -19,7 +19,7 @@ import yaml
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator,
                       model_validator)
 
-from trainables.methods import INJECTION_POINTS
+from trainables.spec import INJECTION_POINTS
 from trainables.tasks import SOURCE_LANGUAGE, TASKS
 
 DEFAULT_SYNONYMS = "https://raw.githubusercontent.com/uclanlp/Robust-XLT/master/counterfitted_neighbors.json"
@@ -77,6 +77,7 @@ class Training(Strict):
     eval_batch_size: PositiveInt = 64
     freeze_word_embeddings: bool = False
     length_grouping: bool = True
+    padding: Literal["dynamic", "max_length"] = "dynamic"
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     max_updates: PositiveInt | None = None
 
@@ -284,11 +285,18 @@ class Search(Strict):
                 raise FieldError(["space", name], problem)
         if self.algorithm == "optuna":
             self._optuna_complete()
-        elif self.space or self.num_samples is not None:
-            raise FieldError(["space" if self.space else "num_samples"],
-                             "search.space and search.num_samples are for search.algorithm 'optuna'; "
-                             "with 'grid' the values come from the methods' grids")
+        else:
+            self._grid_space()
         return self
+
+    def _grid_space(self) -> None:
+        """A grid may add learning-rate values (`choice`); epsilon and m grids belong to the methods."""
+        if self.num_samples is not None:
+            raise FieldError(["num_samples"], "search.num_samples is for search.algorithm 'optuna'")
+        for name, dist in self.space.items():
+            if name != "learning_rate" or dist.choice is None:
+                raise FieldError(["space", name], "with search.algorithm 'grid' only learning_rate: {choice: [...]} "
+                                 "may be given here (epsilon and m grids go under methods)")
 
     def _optuna_complete(self) -> None:
         needs = {"space": f"the parameters to sample, some of {', '.join(SEARCHABLE)}",
@@ -389,7 +397,16 @@ class Sweep(Strict):
                                               f"languages is {self.languages}")
         self._grids_or_space()
         self._searched_methods_enabled()
+        self._one_learning_rate_source()
         return self
+
+    def _one_learning_rate_source(self) -> None:
+        if "learning_rate" not in self.search.space:
+            return
+        for method, config in self.methods.enabled().items():
+            if config.training.learning_rate is not None:
+                raise FieldError(["methods", method, "training", "learning_rate"],
+                                 "set here and also searched by search.space.learning_rate: keep one")
 
     def _protocol_consistent(self) -> None:
         if self.asha is not None and self.selection.protocol != "two_stage":

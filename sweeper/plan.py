@@ -151,12 +151,22 @@ def training_for(sweep: Sweep, method_config: MethodBase) -> dict[str, Any]:
 
 
 def configurations(sweep: Sweep) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
-    """(method, method options, training) of every grid point, methods in the paper's order."""
+    """(method, method options, training) of every grid point, methods in the paper's order.
+
+    The grid is each method's epsilon/m list times the learning rates of `search.space` (if any).
+    """
+    rates = learning_rate_grid(sweep)
     out = []
     for name, method_config in sweep.methods.enabled().items():
+        training = training_for(sweep, method_config)
         for options in METHOD_GRIDS[name](method_config):
-            out.append((name, options, training_for(sweep, method_config)))
+            out.extend((name, options, {**training, "learning_rate": lr}) for lr in rates or [training["learning_rate"]])
     return out
+
+
+def learning_rate_grid(sweep: Sweep) -> list[float]:
+    dist = sweep.search.space.get("learning_rate")
+    return list(dist.choice) if sweep.search.algorithm == "grid" and dist is not None else []
 
 
 def trial_config(resolved: Resolved, method: str, options: Mapping[str, Any], training: Mapping[str, Any],
@@ -309,7 +319,9 @@ def _plan_rows(sweep: Sweep, first: str, seeds: Sequence[int]) -> list[tuple]:
             rows.append((first, method, label, options, training, len(seeds), sweep.search.num_samples))
         else:
             for options in METHOD_GRIDS[method](method_config):
-                rows.append((first, method, config_label_of(method, options), options, training, len(seeds), 1))
+                for lr in learning_rate_grid(sweep) or [None]:
+                    label = config_label_of(method, options) + (f" lr={lr:g}" if lr is not None else "")
+                    rows.append((first, method, label, options, training, len(seeds), 1))
         if first == "search":
             extra = len(sweep.seed_list) - len(seeds)
             rows.append(("final", method, f"{method} (best of search)", rows[-1][3], training, extra, 1))

@@ -110,3 +110,16 @@ def test_progress_line_counts_and_eta():
     assert line == "[demo] done 2/10 running 1 failed 1 pending 6 | elapsed 1:30 | ETA 3:30"  # 3 of 10 units in 90 s
     assert progress_line("x", 3, [], {}, 5).endswith("ETA --:--")
     assert json.dumps(line)  # a single printable line
+
+
+def test_grid_times_learning_rate_choices(tiny_world, tmp_path):
+    config = write_config(tmp_path / "sweep.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache",
+                          methods={"baseline": {}, "rs_rp": {"epsilon": [0.1]}},
+                          search={"algorithm": "grid", "space": {"learning_rate": {"choice": [1e-4, 3e-4, 1e-3]}}})
+    sweep = load_config(config)
+    configs = planning.configurations(sweep)
+    assert [(m, t["learning_rate"]) for m, _, t in configs] == [
+        ("baseline", 1e-4), ("baseline", 3e-4), ("baseline", 1e-3), ("rs_rp", 1e-4), ("rs_rp", 3e-4), ("rs_rp", 1e-3)]
+    cells = planning.grid_cells(planning.resolve(sweep, str(tmp_path / "exp")), "grid", sweep.seed_list)
+    assert len({c.config_id for c in cells}) == 6 and len(cells) == 18
+    assert "baseline lr=0.0003" in planning.describe(planning.resolve(sweep, str(tmp_path / "exp")))

@@ -15,8 +15,7 @@ import torch
 from torch import nn
 
 from trainables import augment
-
-INJECTION_POINTS = ("word_embeddings", "embeddings_output")
+from trainables.spec import INJECTION_POINTS
 # Defaults for the choices the paper leaves open (README, "Methods"):
 DEFAULT_INJECTION = "word_embeddings"  # Enc(x)'s input: the word-embedding lookup, where languages misalign
 DEFAULT_PGD_STEPS = 1  # K=1 with random start: "fast" L-inf adversarial training (Wong et al., 2020)

@@ -17,6 +17,10 @@ from typing import Any, Mapping
 
 from trainables.tasks import get_task
 
+# Where ADV and RS-RP add their perturbation (trainables.methods.EmbeddingInjector); here so that
+# configuration checks need not import torch.
+INJECTION_POINTS = ("word_embeddings", "embeddings_output")
+
 # Keys of the nested config that do not define a configuration (they say where or how to run).
 _NOT_IDENTITY = ("seed", "stage", "experiment", "experiment_dir", "cache_dir", "num_threads", "data_fingerprints")
 
