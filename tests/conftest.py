@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 # Before anything imports transformers/datasets/ray: an offline Hub load would otherwise wait on
@@ -13,7 +15,9 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="robust-xlt-test-hf-"))
+if "HF_HOME" not in os.environ:  # a private Hugging Face cache per test session, removed at exit
+    os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="robust-xlt-test-hf-")
+    atexit.register(shutil.rmtree, os.environ["HF_HOME"], ignore_errors=True)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

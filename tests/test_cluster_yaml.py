@@ -98,7 +98,7 @@ def test_head_has_no_gpu_and_workers_do(raw, prepared):
 def test_setup_installs_this_project_on_every_node(raw, prepared):
     mounts = {remote: local for remote, local in raw["file_mounts"].items()}
     project = next(remote for remote, local in mounts.items() if (REPO / local).resolve() == REPO)
-    install = f"pip install -q -e {project}"
+    install = f"pip install -q -c {project}/constraints.txt -e {project}"  # the versions CI tests together
     assert install in prepared["head_setup_commands"] and install in prepared["worker_setup_commands"]
     for excluded in (".venv", "runs", ".git"):
         assert excluded in raw["rsync_exclude"]
@@ -106,13 +106,13 @@ def test_setup_installs_this_project_on_every_node(raw, prepared):
 
 def test_gpu_workers_get_cuda_torch_and_the_head_cpu_torch(prepared):
     def torch_index(commands: list[str]) -> str:
-        line = next(c for c in commands if "install" in c and " torch " in c)
+        line = next(c for c in commands if "install" in c and '"torch==' in c)
         return re.search(r"--index-url (\S+)", line).group(1)
 
     assert re.fullmatch(r"https://download\.pytorch\.org/whl/cu\d+", torch_index(prepared["worker_setup_commands"]))
     assert torch_index(prepared["head_setup_commands"]) == "https://download.pytorch.org/whl/cpu"
     for commands in (prepared["head_setup_commands"], prepared["worker_setup_commands"]):
-        torch_at = next(i for i, c in enumerate(commands) if " torch " in c)
+        torch_at = next(i for i, c in enumerate(commands) if '"torch==2.13.0"' in c)  # pinned like constraints.txt
         project_at = next(i for i, c in enumerate(commands) if " -e " in c)
         assert torch_at < project_at  # installing the project afterwards keeps the chosen torch build
 
