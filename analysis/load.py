@@ -35,26 +35,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from analysis.names import METHODS
+from trainables.results import METRICS_SCHEMA  # the writer's schema: one definition for both sides
 
-METRICS_SCHEMA = pa.schema(
-    [
-        ("experiment", pa.string()),
-        ("task", pa.string()),
-        ("method", pa.string()),
-        ("config_id", pa.string()),
-        ("config_label", pa.string()),
-        ("epsilon", pa.float64()),
-        ("m", pa.int64()),
-        ("seed", pa.int64()),
-        ("stage", pa.string()),
-        ("split", pa.string()),
-        ("lang1", pa.string()),
-        ("lang2", pa.string()),
-        ("accuracy", pa.float64()),
-        ("n", pa.int64()),
-        ("best_step", pa.int64()),
-    ]
-)
 REQUIRED_NON_NULL = ("experiment", "task", "method", "config_id", "seed", "stage", "split", "lang1", "lang2", "accuracy", "n")
 ALLOWED_VALUES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {"method": METHODS, "stage": ("grid", "search", "final"), "split": ("dev", "test")}
