@@ -249,7 +249,8 @@ def test_teacher_counts_the_head_concept_head_weight_times():
 
 
 def test_labels_from_scores():
-    assert binary_labels(np.array([-0.5, 0.5]), np.array([])).tolist() == [0, 1]
+    assert binary_labels(np.array([-0.5, 0.5, 2.5]), np.array([-3.0, 0.0, 3.0])).tolist() == [0, 1, 1]
+    assert binary_labels(np.array([1.5, 2.5]), np.array([1.0, 2.0, 9.0])).tolist() == [0, 1]
     reference = np.arange(7.0)  # tertiles at 2 and 4
     assert three_way_labels(np.array([5.0, 3.0, 1.0]), reference).tolist() == [0, 1, 2]
 

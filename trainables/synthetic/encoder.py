@@ -2,7 +2,8 @@
 
 Weights follow BERT's usual init (normal(0, initializer_range) for linear and embedding
 matrices, zero biases, unit LayerNorm), drawn from the world's numpy generator rather than
-torch's global RNG; then each world word's embedding row is set to its vector. There is no
+torch's global RNG; then each world word's embedding row is set to its vector and every other
+token's row (but [PAD]'s) to a random unit vector. There is no
 classification head: the trial adds and seeds it, as it does on mBERT.
 """
 
@@ -109,12 +110,27 @@ def init_bert(config: BertConfig, rng: np.random.Generator) -> BertModel:
     return model
 
 
-def set_word_rows(model: BertModel, vocabulary: Mapping[str, int], vectors: Mapping[str, np.ndarray]) -> None:
-    """Put each world word's vector in its row of the word-embedding matrix."""
-    ids = torch.tensor([vocabulary[word] for word in vectors])
-    rows = torch.from_numpy(np.stack(list(vectors.values()))).float()
+def token_rows(
+    vocabulary: Mapping[str, int], vectors: Mapping[str, np.ndarray], rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """A word-embedding row for every token but [PAD]: world words their vector, others a random unit vector.
+
+    Special tokens and characters are not words of the world, but at BERT's init (std 0.02, a
+    norm of ~0.16 in 64 dimensions) an embedding perturbation that is small for a unit-norm word
+    would swamp the [CLS] row the classifier reads; unit norm keeps perturbations comparable.
+    """
+    others = sorted(token for token in vocabulary if token not in vectors and token != "[PAD]")
+    directions = rng.standard_normal((len(others), len(next(iter(vectors.values())))))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    return {**dict(zip(others, directions)), **vectors}
+
+
+def set_word_rows(model: BertModel, vocabulary: Mapping[str, int], rows: Mapping[str, np.ndarray]) -> None:
+    """Put each token's vector in its row of the word-embedding matrix."""
+    ids = torch.tensor([vocabulary[token] for token in rows])
+    values = torch.from_numpy(np.stack(list(rows.values()))).float()
     with torch.no_grad():
-        model.embeddings.word_embeddings.weight[ids] = rows
+        model.embeddings.word_embeddings.weight[ids] = values
 
 
 def write_encoder(
@@ -124,7 +140,7 @@ def write_encoder(
     tokenizer = make_tokenizer(corpus, vectors, spec.max_position_embeddings)
     vocabulary = tokenizer.get_vocab()
     model = init_bert(bert_config(spec, len(vocabulary), vocabulary["[PAD]"]), rng)
-    set_word_rows(model, vocabulary, vectors)
+    set_word_rows(model, vocabulary, token_rows(vocabulary, vectors, rng))
     model.save_pretrained(str(model_dir))
     tokenizer.save_pretrained(str(model_dir))
     return len(vocabulary)
