@@ -268,6 +268,7 @@ def test_word_orders():
         ({"languages": ()}, "at least one target language"),
         ({"languages": (SyntheticLanguage("xa", 0.1), SyntheticLanguage("xa", 0.2))}, "codes must be unique"),
         ({"hidden_size": 15}, "multiple of num_heads"),
+        ({"head_weight": -1.0}, "head_weight"),
         ({"min_words": 5, "max_words": 4}, "min_words"),
         ({"max_synonyms": 9}, "max_synonyms"),
         ({"misalignment_rank": 17}, "misalignment_rank"),
@@ -297,6 +298,13 @@ def test_cli_builds_then_reuses(tmp_path, capsys):
     assert cli_main([str(tmp_path / "w"), "--preset", "tiny", "--seed", "2"]) == 0
     out = capsys.readouterr().out
     assert "reused synthetic world" in out and "xb: 1.00  reverse" in out
+
+
+def test_cli_refuses_a_negative_seed_with_exit_code_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main([str(tmp_path / "w"), "--preset", "tiny", "--seed", "-1"])
+    assert exit_info.value.code == 2 and "must be >= 0" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_refuses_a_foreign_folder_with_exit_code_2(tmp_path, capsys):

@@ -11,12 +11,23 @@ from .spec import PRESETS
 from .world import World, build_world, ensure_world, matching_world
 
 
+def seed_value(text: str) -> int:
+    """A non-negative integer (numpy's SeedSequence refuses negative seeds)."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {seed}")
+    return seed
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m trainables.synthetic", description="Build (or reuse) a synthetic multilingual world."
     )
     parser.add_argument("out_dir", help="folder of the world (created; an existing world is reused or replaced)")
-    parser.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
+    parser.add_argument("--seed", type=seed_value, default=0, help="world seed (default 0)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="demo", help="world size (default demo)")
     parser.add_argument("--force", action="store_true", help="rebuild even when a matching world exists")
     return parser.parse_args(argv)

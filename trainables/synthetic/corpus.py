@@ -40,9 +40,6 @@ class Examples:
     concepts2: np.ndarray
     labels: np.ndarray  # (n,) int64, canonical ids of trainables.tasks
 
-    def __len__(self) -> int:
-        return len(self.labels)
-
 
 def sample_sentences(n: int, spec: WorldSpec, rng: np.random.Generator) -> np.ndarray:
     """n concept sequences of min_words..max_words concepts (uniform, repeats allowed)."""

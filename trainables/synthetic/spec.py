@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 # Bump when the files a spec produces change, so old worlds on disk are rebuilt.
-WORLD_FORMAT = 1
+WORLD_FORMAT = 2
 
 # Two letters starting with "x": no ISO 639-1 code looks like this except Xhosa ("xh").
 _LANGUAGE_CODE = re.compile(r"^x[a-z]$")
@@ -138,6 +138,7 @@ def _spec_problems(spec: WorldSpec) -> list[str]:
         f"languages: codes must be unique, got {codes}": len(set(codes)) == len(codes),
         "num_concepts must be >= 2": spec.num_concepts >= 2,
         "min_words must be >= 1 and <= max_words": 1 <= spec.min_words <= spec.max_words,
+        "head_weight must be >= 0": spec.head_weight >= 0.0,
         "train_size, dev_size and test_size must be >= 1": min(spec.train_size, spec.dev_size, spec.test_size) >= 1,
         "synonym_fraction must be in [0, 1]": 0.0 <= spec.synonym_fraction <= 1.0,
         "max_synonyms must be in 1..8 (the counter-fitted table lists at most 8 neighbours)": 1
