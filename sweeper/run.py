@@ -399,6 +399,8 @@ def run_sweep(sweep: Sweep, options: RunOptions) -> int:
     resolved = planning.resolve(sweep, options.experiment_dir)
     write_experiment_json(resolved)
     resolved = prepare_data_once(resolved, cells_to_prepare(resolved), out)
+    # trials checkpoint at every evaluation; Tune warns about its own snapshot rate at every one of them
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     started_ray = start_ray(options)
     try:
         stages = ["search", "final"] if sweep.selection.protocol == "two_stage" else ["grid"]
