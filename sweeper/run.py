@@ -94,11 +94,14 @@ def add_to_plan(experiment_dir: str, experiment: str, cells: Sequence[planning.C
 
 # ------------------------------------------------------------------------------- data, once
 def prepare_data_once(resolved: planning.Resolved, cells: Sequence[planning.Cell], out: TextIO) -> planning.Resolved:
-    """Fingerprint the data and tokenize every variant the cells need, before any trial starts."""
-    from trainables.data import DataSource
-    from trainables.methods import build_method
-    from trainables.prepare import data_fingerprints
-    from trainables.spec import TrialSpec
+    """Read and fingerprint the data once, and tokenize every variant the cells need, before any trial starts.
+
+    Trials get the fingerprints in their config and only memory-map the cache entries built here.
+    """
+    from transformers import AutoTokenizer
+
+    from trainables.data import DataSource, load_task_data
+    from trainables.prepare import fingerprints_of
     from trainables.tasks import get_task
     from trainables.trial import prepare_for, quiet_libraries
 
@@ -106,25 +109,32 @@ def prepare_data_once(resolved: planning.Resolved, cells: Sequence[planning.Cell
     started = time.perf_counter()
     data = resolved.data
     source = DataSource(data["kind"], data["path"], data.get("revision"), data.get("allow_empty", False))
-    prints = data_fingerprints(get_task(resolved.sweep.task), source, resolved.languages)
-    resolved = replace(resolved, fingerprints=prints)
-    from transformers import AutoTokenizer
-
+    raw = load_task_data(get_task(resolved.sweep.task), source, resolved.languages)
+    resolved = replace(resolved, fingerprints=fingerprints_of(raw))
     tokenizer = AutoTokenizer.from_pretrained(resolved.model)
-    variants = {}
-    for cell in cells:
-        spec = TrialSpec.from_dict({**cell.trial, "data_fingerprints": prints})
-        method = build_method(spec.method, {**spec.method_options, "cache_dir": spec.cache_dir})
-        key = (json.dumps(method.describe(), sort_keys=True), spec.effective_augmentation_seed) \
-            if method.augmentation else None
-        variants.setdefault(key, (spec, method))
-    for number, (spec, method) in enumerate(variants.values(), start=1):
-        data_ = prepare_for(spec, tokenizer, method)
+    variants = data_variants(cells, resolved.fingerprints)
+    for number, (spec, method) in enumerate(variants, start=1):
+        prepared = prepare_for(spec, tokenizer, method, raw=raw)
         what = spec.config_label if method.augmentation else "train/dev/test"
-        print(f"data {number}/{len(variants)}: {what}: {len(data_.train)} training pairs"
-              f"{' (tokenized now)' if data_.built else ' (cached)'}", file=out, flush=True)
+        print(f"data {number}/{len(variants)}: {what}: {len(prepared.train)} training pairs"
+              f"{' (tokenized now)' if prepared.built else ' (cached)'}", file=out, flush=True)
     print(f"data ready in {time.perf_counter() - started:.1f}s", file=out, flush=True)
     return resolved
+
+
+def data_variants(cells: Sequence[planning.Cell], fingerprints: Mapping[str, str]) -> list[tuple[Any, Any]]:
+    """One (spec, method) per distinct training set: every augmentation and its seed, plus the plain data."""
+    from trainables.methods import build_method
+    from trainables.spec import TrialSpec
+
+    variants: dict[Any, tuple[Any, Any]] = {}
+    for cell in cells:
+        spec = TrialSpec.from_dict({**cell.trial, "data_fingerprints": dict(fingerprints)})
+        method = build_method(spec.method, {**spec.method_options, "cache_dir": spec.cache_dir})
+        key = None if method.augmentation is None else (
+            json.dumps(method.describe(), sort_keys=True), spec.effective_augmentation_seed)
+        variants.setdefault(key, (spec, method))
+    return list(variants.values())
 
 
 # ------------------------------------------------------------------------------------ ray

@@ -32,11 +32,12 @@ class PreparedData:
 
 
 def data_fingerprints(task: Task, source: task_data.DataSource, languages: Sequence[str]) -> dict[str, str]:
-    """Content fingerprints of everything a trial reads: computed once by the sweeper."""
-    return _fingerprints(task_data.load_task_data(task, source, languages))
+    """Content fingerprints of everything a trial reads (reads the data)."""
+    return fingerprints_of(task_data.load_task_data(task, source, languages))
 
 
-def _fingerprints(raw: task_data.TaskData) -> dict[str, str]:
+def fingerprints_of(raw: task_data.TaskData) -> dict[str, str]:
+    """Content fingerprints of data already read: computed once by the sweeper's driver."""
     prints = {"train": task_data.fingerprint(raw.train), "dev": task_data.fingerprint(raw.dev)}
     prints.update({f"test:{lang}": task_data.fingerprint(ds) for lang, ds in raw.test.items()})
     return prints
@@ -46,7 +47,7 @@ def _load_checked(task, source, languages, expected: Mapping[str, str] | None) -
     """Raw data, refused if it is not the data the sweep was planned on (keys would lie)."""
     raw = task_data.load_task_data(task, source, languages)
     if expected is not None:
-        actual = _fingerprints(raw)
+        actual = fingerprints_of(raw)
         changed = sorted(k for k in expected if actual.get(k) != expected[k])
         if changed:
             raise task_data.DataError(
@@ -128,12 +129,17 @@ def prepare_data(
     augmentation_seed: int,
     cache: TokenCache,
     fingerprints: Mapping[str, str] | None = None,
+    raw: task_data.TaskData | None = None,
 ) -> PreparedData:
-    """Memory-mapped train, dev and test sets for a trial, tokenizing only what the cache lacks."""
+    """Memory-mapped train, dev and test sets for a trial, tokenizing only what the cache lacks.
+
+    `raw`: the task data when the caller has read it already (the sweeper's driver), else it is read
+    here, once, and only if some cache entry is missing.
+    """
     load_raw: Callable[[], task_data.TaskData] = functools.cache(
-        lambda: _load_checked(task, source, languages, fingerprints)
+        lambda: raw if raw is not None else _load_checked(task, source, languages, fingerprints)
     )
-    prints = dict(fingerprints) if fingerprints is not None else _fingerprints(load_raw())
+    prints = dict(fingerprints) if fingerprints is not None else fingerprints_of(load_raw())
     tok, pairs = tokenizer_fingerprint(tokenizer), evaluation_pairs(languages, generalized)
     common = {"task": task.name, "tokenizer": tok, "max_length": max_length}
     eval_key = content_key({**common, "kind": "eval", "data": {k: v for k, v in prints.items() if k != "train"},

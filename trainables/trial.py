@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+import pyarrow as pa
 import torch
 
 from trainables import results
@@ -123,14 +124,14 @@ def trial_identity(spec: TrialSpec) -> dict[str, Any]:
     }
 
 
-def prepare_for(spec: TrialSpec, tokenizer: Any, method: Method) -> PreparedData:
+def prepare_for(spec: TrialSpec, tokenizer: Any, method: Method, raw: Any = None) -> PreparedData:
     task = get_task(spec.task)
     source = DataSource(spec.data.kind, spec.data.path or task.hub_id, spec.data.revision, spec.data.allow_empty)
     return prepare_data(
         task, source, spec.languages, tokenizer=tokenizer, max_length=spec.training.max_length,
         generalized=spec.generalized, augmentation=method.augmentation,
         augmentation_seed=spec.effective_augmentation_seed, cache=TokenCache(spec.cache_dir),
-        fingerprints=spec.data_fingerprints,
+        fingerprints=spec.data_fingerprints, raw=raw,
     )
 
 
@@ -165,15 +166,9 @@ def run_trial(
         row["best_step"] = run.state.best_update
     metrics = results.metrics_table(identity, rows)
     info = trial_info(spec, method, run, data, device, {**timings, "total_seconds": time.perf_counter() - trial_started})
-    results.write_results(out_dir, metrics, _concat(predictions), info)
+    results.write_results(out_dir, metrics, pa.concat_tables(predictions), info)
     run.close()
     return final_metrics(metrics)
-
-
-def _concat(tables: list[Any]) -> Any:
-    import pyarrow as pa
-
-    return pa.concat_tables(tables)
 
 
 def trial_info(
