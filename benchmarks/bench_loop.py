@@ -61,7 +61,7 @@ class ModelCase:
 
 
 MODELS = (
-    ModelCase("tiny BERT h64 L2 (demo world)", None, 90, 60),
+    ModelCase("tiny BERT h64 L2 (the world's own)", None, 90, 60),
     ModelCase("BERT h256 L4 A4 I1024", {"hidden_size": 256, "num_layers": 4, "num_heads": 4,
                                         "intermediate_size": 1024, "dropout": 0.1}, 24, 8),
 )

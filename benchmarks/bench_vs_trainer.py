@@ -380,7 +380,7 @@ def verdict(runs: dict[str, list[SideResult]]) -> str:
         figures = ", ".join(f"{name} {ratio:.2f}x" for name, ratio in ratios.items())
         lines.append(f"Target (ours >= {TARGET_SPEEDUP}x faster) against {other}: "
                      f"{'met' if met else 'NOT met'} ({figures}).")
-    return "\n".join(lines)
+    return "\n\n".join(lines)
 
 
 def report(runs: dict[str, list[SideResult]], world_name: str) -> str:
