@@ -148,6 +148,9 @@ def start_ray(options: RunOptions) -> bool:
         ray.init(address=options.address, log_to_driver=False)
         return False
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # a local Ray listens on 127.0.0.1 only
+    # Trials share the machine's cores: OpenMP threads that spin while waiting slowed a 2-thread
+    # training step from 6 ms to 150+ ms under contention (BENCHMARKS.md, bench_loop).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     ray.init(num_cpus=options.num_cpus, num_gpus=options.num_gpus, include_dashboard=False, log_to_driver=False)
     return True
 

@@ -144,7 +144,10 @@ def run_trial(
         return finished_cell(out_dir, spec.stage)
     if spec.num_threads:
         torch.set_num_threads(spec.num_threads)
-    gc.collect()  # with reused actors, free the previous trial's tensors before allocating ours
+    # With reused actors, free the previous trial's tensors before allocating ours, then freeze what
+    # survives (the libraries' ~500k long-lived objects) so later collections skip it: 0.2 s per trial.
+    gc.collect()
+    gc.freeze()
     device = device or pick_device()
     timings, trial_started = {}, time.perf_counter()
     task = get_task(spec.task)
