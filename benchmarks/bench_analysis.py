@@ -15,14 +15,11 @@ Usage: python benchmarks/bench_analysis.py [--no-append]
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import resource
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +38,8 @@ from analysis.report import (  # noqa: E402
 from analysis.stats import example_bootstrap  # noqa: E402
 from analysis.testing import Config, ExperimentSpec, config, write_experiment  # noqa: E402
 from trainables.tasks import TASKS  # noqa: E402
+
+from common import append_section  # noqa: E402  (benchmarks/ is on sys.path)
 
 HEADING = "## Analysis: tables, tests and figures (analysis/)"
 SEEDS = tuple(range(10))
@@ -137,30 +136,11 @@ def example_level(root: Path) -> list[tuple[str, Timing, str]]:
     ]
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    with open("/proc/cpuinfo") as handle:
-        cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
-    with open("/proc/meminfo") as handle:
-        kib = int(next(line.split()[1] for line in handle if line.startswith("MemTotal")))
-    versions = ", ".join(f"{p} {version(p)}" for p in ("torch", "numpy", "pandas", "scipy", "pyarrow", "matplotlib"))
-    load = os.getloadavg()[0]
-    return (f"{cpu}, {os.cpu_count()} cores, {kib / 2**20:.0f} GiB RAM, Python {platform.python_version()}, {versions}; "
-            f"load average {load:.1f} at the end (other jobs share the cores)")
-
-
 def table(rows, peak_mib: float) -> str:
     lines = ["| step | wall s | CPU s | note |", "|---|---:|---:|---|"]
     lines += [f"| {name} | {t.wall:.2f} | {t.cpu:.2f} | {note} |" for name, t, note in rows]
     lines.append(f"| peak resident memory | | | {peak_mib:.0f} MiB |")
     return "\n".join(lines)
-
-
-def append_to_benchmarks(text: str) -> None:
-    path = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
-    stamp = time.strftime("%Y-%m-%d %H:%M")
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(f"\n{HEADING}\n\n`python benchmarks/bench_analysis.py` ({stamp}; {machine()})\n\n{text}\n")
 
 
 def main(argv=None) -> int:
@@ -173,7 +153,7 @@ def main(argv=None) -> int:
     text = table(rows, peak)
     print(text)
     if not args.no_append:
-        append_to_benchmarks(text)
+        append_section(HEADING, "python benchmarks/bench_analysis.py", text)
     return 0
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import platform
 import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import append_section  # noqa: E402  (benchmarks/ is on sys.path)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -122,32 +123,11 @@ def measure(root: Path, languages) -> list[tuple[str, float, str]]:
     ]
 
 
-def machine() -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    with open("/proc/cpuinfo") as handle:
-        names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
-    cpu = names[0] if names else cpu
-    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {memory_gib:.0f} GiB RAM, Python {platform.python_version()}, "
-        f"torch {torch.__version__}"
-    )
-
-
 def report(results, peak_mib: float) -> str:
     lines = ["| step | seconds | note |", "|---|---:|---|"]
     lines += [f"| {name} | {seconds:.2f} | {note} |" for name, seconds, note in results]
     lines.append(f"| peak resident memory | | {peak_mib:,.0f} MiB |")
     return "\n".join(lines)
-
-
-def append_to_benchmarks(text: str) -> None:
-    path = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
-    stamp = time.strftime("%Y-%m-%d %H:%M")
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(f"\n{HEADING}\n\n`python benchmarks/bench_data.py` ({stamp}; {machine()})\n\n{text}\n")
 
 
 def main(argv=None) -> int:
@@ -174,7 +154,7 @@ def main(argv=None) -> int:
     text = report(results, peak_mib)
     print(text)
     if not args.no_append:
-        append_to_benchmarks(text)
+        append_section(HEADING, "python benchmarks/bench_data.py", text)
     return 0
 
 

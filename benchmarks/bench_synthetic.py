@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import append_section  # noqa: E402  (benchmarks/ is on sys.path)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -68,17 +69,6 @@ def baseline_trial(world, root: Path) -> tuple[float, float, dict[str, float]]:
     return wall, cpu, dict(zip(test.lang1, test.accuracy))
 
 
-def machine() -> str:
-    import torch
-
-    with open("/proc/cpuinfo") as handle:
-        names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
-    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{names[0] if names else platform.machine()}, {os.cpu_count()} cores, {memory_gib:.0f} GiB RAM, "
-            f"Python {platform.python_version()}, torch {torch.__version__}; "
-            f"load average {os.getloadavg()[0]:.1f} at the end (other jobs may share the cores)")
-
-
 def measure(repeats: int, train: bool) -> list[tuple[str, float, float, str]]:
     from trainables.synthetic import PRESETS, ensure_world
 
@@ -103,13 +93,6 @@ def table(rows) -> str:
     return "\n".join(lines + [f"| {name} | {wall:.2f} | {cpu:.2f} | {note} |" for name, wall, cpu, note in rows])
 
 
-def append_to_benchmarks(text: str) -> None:
-    path = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
-    stamp = time.strftime("%Y-%m-%d %H:%M")
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(f"\n{HEADING}\n\n`python benchmarks/bench_synthetic.py` ({stamp}; {machine()})\n\n{text}\n")
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -119,7 +102,7 @@ def main(argv=None) -> int:
     text = table(measure(args.repeats, not args.no_train))
     print(text)
     if not args.no_append:
-        append_to_benchmarks(text)
+        append_section(HEADING, "python benchmarks/bench_synthetic.py", text)
     return 0
 
 

@@ -55,7 +55,7 @@ def library_versions() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     parts = [f"Python {platform.python_version()}"]
-    for package in ("torch", "transformers", "datasets", "ray"):
+    for package in ("torch", "transformers", "datasets", "ray", "numpy", "pandas", "scipy", "pyarrow"):
         try:
             parts.append(f"{package} {version(package)}")
         except PackageNotFoundError:

@@ -15,8 +15,7 @@ import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence, TextIO
+from typing import Any, Mapping, Sequence, TextIO
 
 from ray import tune
 
