@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 
@@ -50,19 +50,19 @@ FORMATS = ("markdown", "latex", "csv")
 
 
 @dataclass(frozen=True)
-class ReportOptions:
-    """Everything the CLI can set; `baseline=None` takes each task's baseline from experiment.json."""
+class ReportOptions(TableOptions):
+    """Everything the CLI can set: the table's options plus what the report adds.
+
+    `baseline=None` takes each task's baseline from experiment.json.
+    """
 
     baseline: str | None = None
-    alpha: float = 0.05
-    holm: bool = False
-    n_resamples: int = 10_000
-    seed: int = 0
-    gain: float = 0.5
-    power: float = 0.8
-    decimals: int = 1
     example_level: bool = True
     methods: tuple[str, ...] | None = None
+
+    def table_options(self, baseline: str) -> TableOptions:
+        values = {f.name: getattr(self, f.name) for f in fields(TableOptions)}
+        return TableOptions(**{**values, "baseline": baseline})
 
 
 @dataclass(frozen=True)
@@ -188,8 +188,7 @@ def build_task_report(results: Results, task: str, options: ReportOptions) -> Ta
     metrics = results.metrics[results.metrics["task"] == task]
     planned = planned_frame(infos)
     languages = infos[0].languages
-    table_options = TableOptions(task_baseline(infos, options.baseline), options.alpha, options.holm, options.n_resamples,
-                                 options.seed, options.decimals, options.gain, options.power)
+    table_options = options.table_options(task_baseline(infos, options.baseline))
     table = build_task_table(metrics, planned, languages, table_options, options.methods)
     notes = table_notes(table, planned)
     if options.example_level:
