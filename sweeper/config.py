@@ -13,7 +13,7 @@ import re
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, Sequence, Union
+from typing import Annotated, Any, Literal, Mapping, Sequence
 
 import yaml
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator,
@@ -677,5 +677,3 @@ def _check_languages(sweep: Sweep, where: _Where) -> None:
 def dump_config(sweep: Sweep) -> str:
     return yaml.safe_dump(sweep.model_dump(mode="json"), sort_keys=False)
 
-
-MethodConfig = Union[Baseline, Adversarial, RandomPerturbation, SynonymAugmentation, SyntaxAugmentation]

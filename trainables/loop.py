@@ -11,10 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -225,13 +224,3 @@ class TrainingRun:
         if self.injector is not None:
             self.injector.remove()
 
-
-@contextlib.contextmanager
-def timed() -> Iterator[dict[str, float]]:
-    """Wall-clock seconds of a block, for the trial's report."""
-    out: dict[str, float] = {}
-    start = time.perf_counter()
-    try:
-        yield out
-    finally:
-        out["seconds"] = time.perf_counter() - start

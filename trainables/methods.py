@@ -160,7 +160,8 @@ class SyntaxAugmentation(DataAugmentationMethod):
 
 
 def _build_rs_da(options: Mapping[str, Any]) -> Method:
-    table = augment.load_synonym_table(options["synonyms"], options.get("cache_dir"))
+    source = options.get("synonyms", augment.COUNTERFITTED_NEIGHBORS_URL)  # the paper's table by default
+    table = augment.load_synonym_table(source, options.get("cache_dir"))
     return SynonymAugmentation(options["m"], table, options.get("keep_original", False))
 
 
