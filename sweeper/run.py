@@ -115,8 +115,10 @@ def prepare_data_once(resolved: planning.Resolved, cells: Sequence[planning.Cell
     for number, (spec, method) in enumerate(variants, start=1):
         prepared = prepare_for(spec, tokenizer, method, raw=raw)
         what = spec.config_label if method.augmentation else "train/dev/test"
+        changed = prepared.train_info.get("changed_fraction")
         print(f"data {number}/{len(variants)}: {what}: {len(prepared.train)} training pairs"
-              f"{' (tokenized now)' if prepared.built else ' (cached)'}", file=out, flush=True)
+              + (f", {100 * changed:.1f}% of source pairs changed by the augmentation" if changed is not None else "")
+              + (" (tokenized now)" if prepared.built else " (cached)"), file=out, flush=True)
     print(f"data ready in {time.perf_counter() - started:.1f}s", file=out, flush=True)
     return resolved
 
