@@ -39,7 +39,7 @@ from analysis.stats import example_bootstrap  # noqa: E402
 from analysis.testing import Config, ExperimentSpec, config, write_experiment  # noqa: E402
 from trainables.tasks import TASKS  # noqa: E402
 
-from common import append_section  # noqa: E402  (benchmarks/ is on sys.path)
+from common import append_section, markdown_table  # noqa: E402  (benchmarks/ is on sys.path)
 
 HEADING = "## Analysis: tables, tests and figures (analysis/)"
 SEEDS = tuple(range(10))
@@ -137,10 +137,9 @@ def example_level(root: Path) -> list[tuple[str, Timing, str]]:
 
 
 def table(rows, peak_mib: float) -> str:
-    lines = ["| step | wall s | CPU s | note |", "|---|---:|---:|---|"]
-    lines += [f"| {name} | {t.wall:.2f} | {t.cpu:.2f} | {note} |" for name, t, note in rows]
-    lines.append(f"| peak resident memory | | | {peak_mib:.0f} MiB |")
-    return "\n".join(lines)
+    body = [(name, f"{t.wall:.2f}", f"{t.cpu:.2f}", note) for name, t, note in rows]
+    body.append(("peak resident memory", "", "", f"{peak_mib:.0f} MiB"))
+    return markdown_table(("step", "wall s", "CPU s", "note"), body, align="lrrl")
 
 
 def main(argv=None) -> int:

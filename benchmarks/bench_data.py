@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import append_section  # noqa: E402  (benchmarks/ is on sys.path)
+from common import append_section, markdown_table  # noqa: E402  (benchmarks/ is on sys.path)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -124,10 +124,9 @@ def measure(root: Path, languages) -> list[tuple[str, float, str]]:
 
 
 def report(results, peak_mib: float) -> str:
-    lines = ["| step | seconds | note |", "|---|---:|---|"]
-    lines += [f"| {name} | {seconds:.2f} | {note} |" for name, seconds, note in results]
-    lines.append(f"| peak resident memory | | {peak_mib:,.0f} MiB |")
-    return "\n".join(lines)
+    body = [(name, f"{seconds:.2f}", note) for name, seconds, note in results]
+    body.append(("peak resident memory", "", f"{peak_mib:,.0f} MiB"))
+    return markdown_table(("step", "seconds", "note"), body, align="lrl")
 
 
 def main(argv=None) -> int:

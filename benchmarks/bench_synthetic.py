@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import append_section  # noqa: E402  (benchmarks/ is on sys.path)
+from common import append_section, markdown_table  # noqa: E402  (benchmarks/ is on sys.path)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -89,8 +89,8 @@ def measure(repeats: int, train: bool) -> list[tuple[str, float, float, str]]:
 
 
 def table(rows) -> str:
-    lines = ["| step | wall s | CPU s | note |", "|---|---:|---:|---|"]
-    return "\n".join(lines + [f"| {name} | {wall:.2f} | {cpu:.2f} | {note} |" for name, wall, cpu, note in rows])
+    body = [(name, f"{wall:.2f}", f"{cpu:.2f}", note) for name, wall, cpu, note in rows]
+    return markdown_table(("step", "wall s", "CPU s", "note"), body, align="lrrl")
 
 
 def main(argv=None) -> int:
