@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence, TextIO
 from ray import tune
 
 from sweeper import plan as planning
+from sweeper import recovery
 from sweeper.config import SEARCHABLE, Sweep, dump_config
 from trainables import results
 
@@ -248,6 +249,13 @@ def _common(resolved: planning.Resolved, stage: str) -> dict[str, Any]:
     return planning.trial_config(resolved, "baseline", {}, resolved.sweep.training.model_dump(), 0, stage)
 
 
+def restore_tuner(path: str, sweep: Sweep, out: TextIO) -> Any:
+    """`Tuner.restore` after giving every unfinished trial the checkpoint Tune's state expects."""
+    for repair in recovery.repair_missing_checkpoints(path):
+        print(f"[{sweep.experiment}] {recovery.describe(repair)}", file=out)
+    return tune.Tuner.restore(path, trainable=_trainable(sweep), resume_errored=True)
+
+
 def run_grid(resolved: planning.Resolved, name: str, cells: Sequence[planning.Cell], resume: bool,
              out: TextIO, scheduler: Any = None) -> Any:
     cell_fields = ("method", "method_options", "training", "seed", "stage")
@@ -255,7 +263,7 @@ def run_grid(resolved: planning.Resolved, name: str, cells: Sequence[planning.Ce
              "cell": tune.grid_search([{k: c.trial[k] for k in cell_fields} for c in cells])}
     path = f"{resolved.experiment_dir}/{name}"
     if resume and tune.Tuner.can_restore(path):
-        tuner = tune.Tuner.restore(path, trainable=_trainable(resolved.sweep), resume_errored=True)
+        tuner = restore_tuner(path, resolved.sweep, out)
     else:
         tuner = tune.Tuner(
             _trainable(resolved.sweep), param_space=space,
@@ -302,7 +310,7 @@ def run_optuna(resolved: planning.Resolved, method: str, stage: str, seeds: Sequ
     name = f"tune-{stage}-{method}"
     path = f"{resolved.experiment_dir}/{name}"
     if resume and tune.Tuner.can_restore(path):
-        return tune.Tuner.restore(path, trainable=_trainable(sweep), resume_errored=True).fit()
+        return restore_tuner(path, sweep, out).fit()
     searcher = OptunaSearch(sampler=TPESampler(seed=sweep.search.seed), metric=METRIC, mode="max")
     tuner = tune.Tuner(
         _trainable(sweep), param_space=space,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 
@@ -23,6 +24,7 @@ from sweep_helpers import (
     wait_for,
     write_config,
 )
+from sweeper import recovery
 from sweeper import status as status_module
 
 pytestmark = pytest.mark.slow
@@ -105,6 +107,60 @@ def test_driver_killed_then_resume_reruns_nothing_finished(tiny_world, reference
     for key, mtime in finished.items():  # finished cells were not trained or written again
         assert (cells(out)[key] / "metrics.parquet").stat().st_mtime_ns == mtime
         assert after[key]["attempt"] == attempts[key]
+    assert len(done(out)) == 6
+    pd.testing.assert_frame_equal(all_metrics(out), all_metrics(reference))
+
+
+def test_resume_when_tune_state_names_deleted_checkpoints(tiny_world, reference, tmp_path):
+    """The race CI hit: Tune deleted a trial's older checkpoint, then the driver died before the
+    experiment state naming the newer one reached storage. Reproduced exactly by putting back a
+    state snapshot taken earlier; a second trial loses every checkpoint and must start over."""
+    config = write_config(tmp_path / "sweep.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache")
+    out, log = tmp_path / "runs" / "exp", tmp_path / "driver.log"
+    tune_dir, snapshot = out / "tune-grid", tmp_path / "snapshot"
+
+    def two_trials_with_checkpoints():
+        try:
+            expected = recovery.expected_checkpoints(str(tune_dir))
+        except Exception:  # the state file is being written
+            return None
+        live = {t: c for t, c in expected.items() if (tune_dir / t / c / "state.json").exists()}
+        if len(live) < 2 or min(live.values()) > "checkpoint_000010":  # of 20: newer ones are still to come
+            return None
+        snapshot.mkdir(exist_ok=True)
+        for path in tune_dir.iterdir():
+            if path.is_file():
+                shutil.copy2(path, snapshot / path.name)
+        return live if recovery.expected_checkpoints(str(snapshot)) == expected else None
+
+    proc, tree = start_driver(["run", str(config), "--output", str(out), "--num-cpus", "2"], log), []
+    try:
+        stale = wait_for(two_trials_with_checkpoints, timeout=240, what="a state naming two checkpoints",
+                         proc=proc, log=log)
+        first, second = sorted(stale, key=stale.get)[:2]
+        wait_for(lambda: not (tune_dir / first / stale[first]).exists(), timeout=120,
+                 what=f"{first} replacing {stale[first]}", proc=proc, log=log)
+        tree = descendants(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        stop_tree(proc.pid, tree)
+    for path in tune_dir.iterdir():
+        if path.is_file():
+            path.unlink()
+    for path in snapshot.iterdir():
+        shutil.copy2(path, tune_dir / path.name)
+    for path in (tune_dir / second).glob("checkpoint_*"):
+        shutil.rmtree(path)
+    assert recovery.expected_checkpoints(str(tune_dir)).items() >= stale.items()
+    assert not (tune_dir / first / stale[first]).exists() and not (tune_dir / second / stale[second]).exists()
+
+    resume_log = tmp_path / "resume.log"
+    code = run_driver(["run", str(config), "--output", str(out), "--num-cpus", "2", "--resume"], resume_log)
+    text = resume_log.read_text()
+    assert code == 0, text[-3000:]
+    assert f"{first}: {stale[first]} is gone" in text and "resuming from the newer checkpoint_" in text
+    assert f"{second}: {stale[second]} is gone and no complete checkpoint is left" in text
     assert len(done(out)) == 6
     pd.testing.assert_frame_equal(all_metrics(out), all_metrics(reference))
 

@@ -13,7 +13,7 @@ import torch
 from trial_helpers import trial_spec
 from trainables import prepare as prepare_module
 from trainables import results
-from trainables.loop import TrainingRun
+from trainables.loop import TrainingRun, is_complete_checkpoint
 from trainables.methods import build_method
 from trainables.trial import load_model, prepare_for, run_trial
 
@@ -89,6 +89,7 @@ def test_killed_trial_resumes_mid_epoch_to_the_uninterrupted_result(tiny_world, 
     with pytest.raises(Killed):
         run_trial(interrupted, kill_at_update_8)
     assert json.loads((checkpoint / "state.json").read_text())["epoch"] == 1  # mid-epoch
+    assert is_complete_checkpoint({p.name for p in checkpoint.iterdir()})  # what recovery looks for
     assert not results.is_complete(results.cell_dir(interrupted.experiment_dir, interrupted.config_id, 1))
     resumed = []
     run_trial(interrupted, lambda m, save: resumed.append(m), checkpoint_dir=checkpoint)

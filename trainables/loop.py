@@ -28,6 +28,14 @@ from trainables.spec import TrainingSpec, derive_seed
 # report(metrics, save_checkpoint): save_checkpoint(dir) writes everything needed to resume.
 Report = Callable[[dict[str, Any], Callable[[Path], None]], None]
 
+# what `TrainingRun.save` always writes (best_model.pt only once a best exists); state.json comes last
+CHECKPOINT_FILES = ("model.pt", "optimizer.pt", "scheduler.pt", "rng.pt", "state.json")
+
+
+def is_complete_checkpoint(names: set[str] | frozenset[str]) -> bool:
+    """Whether a checkpoint folder holding files `names` can be resumed from."""
+    return set(CHECKPOINT_FILES) <= set(names)
+
 
 @dataclass
 class LoopState:
@@ -188,6 +196,7 @@ class TrainingRun:
 
     # -------------------------------------------------------------- checkpoints
     def save(self, directory: Path) -> None:
+        """Write the resumable state; state.json last, so a checkpoint without it is incomplete."""
         directory = Path(directory)
         torch.save(self.model.state_dict(), directory / "model.pt")
         torch.save(self.optimizer.state_dict(), directory / "optimizer.pt")

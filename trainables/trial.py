@@ -7,6 +7,7 @@ resumes from `tune.get_checkpoint()` after a failure.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import platform
@@ -15,7 +16,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -24,7 +25,7 @@ import torch
 from trainables import results
 from trainables.cache import TokenCache
 from trainables.data import DataSource
-from trainables.loop import Report, TrainingRun, use_bf16
+from trainables.loop import Report, TrainingRun, is_complete_checkpoint, use_bf16
 from trainables.methods import Method, build_method
 from trainables.prepare import PreparedData, prepare_data
 from trainables.spec import TrialSpec, derive_seed
@@ -218,32 +219,43 @@ def training_function(config: dict[str, Any]) -> None:
     quiet_libraries()
     spec = TrialSpec.from_dict(config)
     cell = results.cell_dir(spec.experiment_dir, spec.config_id, spec.seed)
-    checkpoint = tune.get_checkpoint()
     if results.is_complete(cell):
         tune.report(finished_cell(cell, spec.stage))
         return
     attempt = (results.read_status(cell) or {}).get("attempt", 0) + 1
-    heartbeat = Heartbeat(cell, {"attempt": attempt, "host": platform.node(), "pid": os.getpid(),
-                                 "started": time.time(), "resumed_from_checkpoint": checkpoint is not None,
-                                 "config_label": spec.config_label, "stage": spec.stage})
+    with resumable_directory(tune.get_checkpoint()) as resume_from:
+        heartbeat = Heartbeat(cell, {"attempt": attempt, "host": platform.node(), "pid": os.getpid(),
+                                     "started": time.time(), "resumed_from_checkpoint": resume_from is not None,
+                                     "config_label": spec.config_label, "stage": spec.stage})
 
-    def report(metrics: dict[str, Any], save) -> None:
-        with tempfile.TemporaryDirectory() as directory:
-            save(Path(directory))
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
-        heartbeat.beat(progress=metrics["progress"], update=metrics["update"])
+        def report(metrics: dict[str, Any], save) -> None:
+            with tempfile.TemporaryDirectory() as directory:
+                save(Path(directory))
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+            heartbeat.beat(progress=metrics["progress"], update=metrics["update"])
 
-    try:
-        if checkpoint is None:
-            final = run_trial(spec, report)
-        else:
-            with checkpoint.as_directory() as directory:
-                final = run_trial(spec, report, Path(directory))
-    except BaseException as error:
-        heartbeat.stop("failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
-        raise
+        try:
+            final = run_trial(spec, report, resume_from)
+        except BaseException as error:
+            heartbeat.stop("failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
+            raise
     heartbeat.stop("done", progress=1.0)
     tune.report(final)
+
+
+@contextlib.contextmanager
+def resumable_directory(checkpoint: Any) -> Iterator[Path | None]:
+    """The local folder of Tune's checkpoint; None where there is none or it is incomplete.
+
+    An incomplete one is what `sweeper.recovery` leaves for a trial whose every checkpoint was lost
+    with a killed driver: that trial starts over instead of failing for good.
+    """
+    if checkpoint is None:
+        yield None
+        return
+    with checkpoint.as_directory() as directory:
+        complete = is_complete_checkpoint({p.name for p in Path(directory).iterdir()})
+        yield Path(directory) if complete else None
 
 
 class Heartbeat:
