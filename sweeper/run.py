@@ -17,6 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence, TextIO
 
+import yaml
 from ray import tune
 
 from sweeper import plan as planning
@@ -50,6 +51,15 @@ def _read_text(uri: str) -> str:
     return results.read_bytes(uri).decode()
 
 
+def same_configuration(stored_text: str, sweep: Sweep) -> bool:
+    """Compared through today's models, so that a setting added since (at its default) is no change."""
+    try:
+        stored = Sweep.model_validate(yaml.safe_load(stored_text))
+    except (yaml.YAMLError, ValueError):  # pydantic's ValidationError is a ValueError
+        return False
+    return dump_config(stored) == dump_config(sweep)
+
+
 def claim_experiment_dir(sweep: Sweep, experiment_dir: str, resume: bool) -> None:
     """Refuse to mix two experiments in one directory; refuse --resume with a changed config."""
     stored = f"{experiment_dir}/sweep.yaml"
@@ -61,7 +71,7 @@ def claim_experiment_dir(sweep: Sweep, experiment_dir: str, resume: bool) -> Non
     if not resume:
         raise ExperimentError(f"{experiment_dir}: an experiment already exists here; "
                               "pass --resume to continue it or choose another --output")
-    if _read_text(stored) != dump_config(sweep):
+    if not same_configuration(_read_text(stored), sweep):
         raise ExperimentError(f"{experiment_dir}/sweep.yaml differs from the configuration given: resuming would "
                               "mix two experiments; run the changed configuration with another --output")
 

@@ -123,3 +123,22 @@ def test_grid_times_learning_rate_choices(tiny_world, tmp_path):
     cells = planning.grid_cells(planning.resolve(sweep, str(tmp_path / "exp")), "grid", sweep.seed_list)
     assert len({c.config_id for c in cells}) == 6 and len(cells) == 18
     assert "baseline lr=0.0003" in planning.describe(planning.resolve(sweep, str(tmp_path / "exp")))
+
+
+def test_resume_accepts_a_stored_config_from_before_a_new_setting_but_not_a_changed_one(resolved, tmp_path):
+    from sweeper.config import dump_config
+    from sweeper.run import ExperimentError, claim_experiment_dir
+
+    sweep, experiment = resolved.sweep, tmp_path / "exp"
+    experiment.mkdir()
+    older = "".join(line for line in dump_config(sweep).splitlines(keepends=True)
+                    if not line.startswith("checkpoint_every:"))  # written before the setting existed
+    assert older != dump_config(sweep)
+    (experiment / "sweep.yaml").write_text(older)
+    claim_experiment_dir(sweep, str(experiment), resume=True)
+    (experiment / "sweep.yaml").write_text(older.replace("max_failures: 2", "max_failures: 3"))
+    with pytest.raises(ExperimentError, match="differs from the configuration given"):
+        claim_experiment_dir(sweep, str(experiment), resume=True)
+    (experiment / "sweep.yaml").write_text("seeds: [unclosed")
+    with pytest.raises(ExperimentError, match="differs from the configuration given"):
+        claim_experiment_dir(sweep, str(experiment), resume=True)
