@@ -346,6 +346,7 @@ class Sweep(Strict):
     storage: str = "runs"
     max_failures: Annotated[Integer, Field(ge=0)] = 2
     checkpoints_to_keep: PositiveInt = 1
+    checkpoint_every: PositiveInt = 1  # dev evaluations per checkpoint; a killed trial redoes at most this many
     reuse_actors: bool = True
     cache_dir: str = "~/.cache/robust-xlt/tokenized"
     estimate: Estimate = Estimate()

@@ -192,6 +192,7 @@ def trial_config(resolved: Resolved, method: str, options: Mapping[str, Any], tr
         "cache_dir": sweep.cache_dir,
         "num_threads": max(1, math.floor(sweep.resources.cpu)),
         "data_fingerprints": dict(resolved.fingerprints) if resolved.fingerprints is not None else None,
+        "checkpoint_every": sweep.checkpoint_every,
     }
 
 

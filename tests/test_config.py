@@ -134,6 +134,8 @@ CASES = [
     Case("zero-cpu", {17: "resources: {cpu: 0, gpu: 0}"}, 17, "resources.cpu", ("greater than 0", "got 0")),
     Case("negative-max-failures", {19: "max_failures: -1"}, 19, "max_failures",
          ("greater than or equal to 0", "got -1")),
+    Case("zero-checkpoint-every", {19: "checkpoint_every: 0"}, 19, "checkpoint_every",
+         ("greater than or equal to 1", "got 0")),
     Case("shared-token-cache", {19: "cache_dir: s3://bucket/cache"}, 19, "cache_dir",
          ("each node's own disk", "got 's3://bucket/cache'")),
     # protocol and search

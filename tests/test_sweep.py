@@ -55,7 +55,9 @@ def test_sweep_writes_one_result_set_per_cell_with_paired_seeds(reference):
 
 
 def test_killed_trial_is_retried_from_its_checkpoint(tiny_world, reference, tmp_path):
-    config = write_config(tmp_path / "sweep.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache")
+    # a checkpoint at every third of the 20 dev evaluations: the kill (at evaluation 3 to 10) finds one
+    config = write_config(tmp_path / "sweep.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache",
+                          checkpoint_every=3)
     out, log = tmp_path / "runs" / "exp", tmp_path / "driver.log"
     proc = start_driver(["run", str(config), "--output", str(out), "--num-cpus", "2"], log)
     try:
@@ -71,15 +73,20 @@ def test_killed_trial_is_retried_from_its_checkpoint(tiny_world, reference, tmp_
     assert len(resumed) == 1 and resumed[0]["resumed_from_checkpoint"] and resumed[0]["state"] == "done"
     assert all(s["attempt"] == 1 for s in final.values() if s is not resumed[0])
     assert len(cells(out)) == 6 and len(done(out)) == 6  # nothing missing, nothing duplicated
+    checkpointed = [sum(json.loads(line)["checkpoint_dir_name"] is not None for line in open(path))
+                    for path in (out / "tune-grid").glob("*/result.json")]
+    assert checkpointed.count(6) >= 5  # evaluations 3, 6, ..., 18 (the killed trial may have repeated some)
     pd.testing.assert_frame_equal(all_metrics(out), all_metrics(reference))
 
 
 def test_driver_killed_then_resume_reruns_nothing_finished(tiny_world, reference, tmp_path):
     config = write_config(tmp_path / "sweep.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache")
     out, log = tmp_path / "runs" / "exp", tmp_path / "driver.log"
-    proc = start_driver(["run", str(config), "--output", str(out), "--num-cpus", "2"], log)
+    proc, tree = start_driver(["run", str(config), "--output", str(out), "--num-cpus", "2"], log), []
     try:
-        wait_for(lambda: len(done(out)) >= 2 and any(s["state"] == "running" for s in statuses(out).values()),
+        # a running cell far from its end, so that it cannot finish before the kill lands
+        wait_for(lambda: len(done(out)) >= 2 and any(s["state"] == "running" and s.get("progress", 0) < 0.7
+                                                     for s in statuses(out).values()),
                  timeout=240, what="two finished cells and a running one", proc=proc, log=log)
         tree = descendants(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)

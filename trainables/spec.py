@@ -22,7 +22,8 @@ from trainables.tasks import get_task
 INJECTION_POINTS = ("word_embeddings", "embeddings_output")
 
 # Keys of the nested config that do not define a configuration (they say where or how to run).
-_NOT_IDENTITY = ("seed", "stage", "experiment", "experiment_dir", "cache_dir", "num_threads", "data_fingerprints")
+_NOT_IDENTITY = ("seed", "stage", "experiment", "experiment_dir", "cache_dir", "num_threads", "data_fingerprints",
+                 "checkpoint_every")
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class TrialSpec:
     cache_dir: str = ".cache/robust-xlt"
     num_threads: int | None = None
     data_fingerprints: Mapping[str, str] | None = None
+    checkpoint_every: int = 1  # dev evaluations per Tune checkpoint (an mBERT one is ~2.8 GB)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method_options", MappingProxyType(dict(self.method_options)))

@@ -1,14 +1,15 @@
 """One trial: (task, model, method + hyper-parameters, seed) -> result files, as a Ray Tune trainable.
 
 `run_trial` does the work and knows nothing of Ray (tests call it directly); `training_function`
-is the Tune function trainable: it reports dev accuracy with a checkpoint at every evaluation and
-resumes from `tune.get_checkpoint()` after a failure.
+is the Tune function trainable: it reports dev accuracy at every evaluation, with a checkpoint at every
+`checkpoint_every`-th, and resumes from `tune.get_checkpoint()` after a failure.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import os
 import platform
 import tempfile
@@ -229,9 +230,13 @@ def training_function(config: dict[str, Any]) -> None:
                                      "config_label": spec.config_label, "stage": spec.stage})
 
         def report(metrics: dict[str, Any], save) -> None:
-            with tempfile.TemporaryDirectory() as directory:
-                save(Path(directory))
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+            evaluation = math.ceil(metrics["update"] / spec.eval_every)  # the same after a resume
+            if evaluation % spec.checkpoint_every:
+                tune.report(metrics)
+            else:
+                with tempfile.TemporaryDirectory() as directory:
+                    save(Path(directory))
+                    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
             heartbeat.beat(progress=metrics["progress"], update=metrics["update"])
 
         try:
