@@ -24,8 +24,10 @@ from sweeper import plan as planning
 from sweeper import recovery
 from sweeper.config import SEARCHABLE, Sweep, dump_config
 from trainables import results
+from trainables.spec import TrialSpec
 
 METRIC = "best_dev_accuracy"
+INTERRUPTED = 130
 
 
 class ExperimentError(RuntimeError):
@@ -137,7 +139,6 @@ def prepare_data_once(resolved: planning.Resolved, cells: Sequence[planning.Cell
 def data_variants(cells: Sequence[planning.Cell], fingerprints: Mapping[str, str]) -> list[tuple[Any, Any]]:
     """One (spec, method) per distinct training set: every augmentation and its seed, plus the plain data."""
     from trainables.methods import build_method
-    from trainables.spec import TrialSpec
 
     variants: dict[Any, tuple[Any, Any]] = {}
     for cell in cells:
@@ -167,15 +168,41 @@ def start_ray(options: RunOptions) -> bool:
     return True
 
 
-def sweep_trial(config: dict[str, Any]) -> None:
-    """The trainable Tune runs: the cell's fields merged into the common config."""
-    from trainables.trial import training_function
-
+def trial_fields(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A Tune trial's config as the trainable reads it: the cell's fields merged into the common config."""
     trial = {k: v for k, v in config.items() if k != "cell"}
     trial.update(config.get("cell", {}))
     if "__trial_index__" in config:  # Optuna + Repeater: the repeat index picks the seed
         trial["seed"] = config["__seeds__"][config["__trial_index__"]]
-    training_function(trial)
+    return trial
+
+
+def sweep_trial(config: dict[str, Any]) -> None:
+    """The trainable Tune runs."""
+    from trainables.trial import training_function
+
+    training_function(trial_fields(config))
+
+
+class EarlyStops(tune.Callback):
+    """Marks the cells ASHA stopped, so that they count as ended by design, not as missing or failed.
+
+    Tune completes a stopped trial like a finished one, but without the trial's final report (the
+    one with `finished`); an interrupted run completes nothing, so its cells stay resumable.
+    """
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        last = trial.last_result or {}
+        if "finished" in last:
+            return
+        results.mark_stopped(cell_of(trial.config), by="ASHA", evaluation=last.get("evaluation"),
+                             best_dev_accuracy=last.get(METRIC), trial_id=trial.trial_id)
+
+
+def cell_of(config: Mapping[str, Any]) -> str:
+    """The result folder of the cell a Tune trial config runs."""
+    spec = TrialSpec.from_dict(trial_fields(config))
+    return results.cell_dir(spec.experiment_dir, spec.config_id, spec.seed)
 
 
 # --------------------------------------------------------------------------------- progress
@@ -238,14 +265,15 @@ def _clock(seconds: float) -> str:
 
 
 # ----------------------------------------------------------------------------------- tuner
-def _run_config(resolved: planning.Resolved, name: str, total: int, out: TextIO) -> Any:
+def _run_config(resolved: planning.Resolved, name: str, total: int, out: TextIO, scheduler: Any) -> Any:
     sweep = resolved.sweep
+    progress = ProgressLine(f"{sweep.experiment} {name}", total, out)
     return tune.RunConfig(
         name=name,
         storage_path=resolved.experiment_dir,
         failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=sweep.checkpoints_to_keep),
-        callbacks=[ProgressLine(f"{sweep.experiment} {name}", total, out)],
+        callbacks=[progress] if scheduler is None else [progress, EarlyStops()],
         verbose=0,
     )
 
@@ -279,7 +307,7 @@ def run_grid(resolved: planning.Resolved, name: str, cells: Sequence[planning.Ce
             _trainable(resolved.sweep), param_space=space,
             tune_config=tune.TuneConfig(scheduler=scheduler, reuse_actors=resolved.sweep.reuse_actors,
                                         trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
-            run_config=_run_config(resolved, name, len(cells), out),
+            run_config=_run_config(resolved, name, len(cells), out, scheduler),
         )
     return tuner.fit()
 
@@ -328,7 +356,7 @@ def run_optuna(resolved: planning.Resolved, method: str, stage: str, seeds: Sequ
                                     scheduler=scheduler, num_samples=sweep.search.num_samples * len(seeds),
                                     reuse_actors=sweep.reuse_actors, trial_name_creator=_trial_name,
                                     trial_dirname_creator=_trial_name),
-        run_config=_run_config(resolved, name, sweep.search.num_samples * len(seeds), out),
+        run_config=_run_config(resolved, name, sweep.search.num_samples * len(seeds), out, scheduler),
     )
     return tuner.fit()
 
@@ -338,8 +366,10 @@ def _asha(sweep: Sweep) -> Any:
         return None
     from ray.tune.schedulers import ASHAScheduler
 
-    # best-so-far dev accuracy is in every report, the final one included
-    return ASHAScheduler(time_attr="training_iteration", metric=METRIC, mode="max",
+    # time is the loop's own evaluation count, which (unlike Tune's training_iteration) stays right when a
+    # resumed trial's checkpoint was replaced by a newer one (sweeper.recovery); the final report (test
+    # results, no count) is ignored by ASHA, its best dev accuracy was in the last evaluation's report
+    return ASHAScheduler(time_attr="evaluation", metric=METRIC, mode="max",
                          grace_period=sweep.asha.grace_period, reduction_factor=sweep.asha.reduction_factor,
                          max_t=10**6)
 
@@ -368,8 +398,35 @@ def finished_cells(experiment_dir: str) -> Any:
 def select_configurations(experiment_dir: str, stage: str = "search") -> dict[str, str]:
     """Each method's configuration with the best mean English dev accuracy over its seeds."""
     dev = finished_cells(experiment_dir)
-    dev = dev[dev.stage == stage]
+    trained_in = training_stages(experiment_dir)
+    dev = dev[[trained_in.get((c, s)) == stage for c, s in zip(dev.config_id, dev.seed)]]
+    stopped = {path.rsplit("/", 3)[-3] for _, path in _files_named(f"{experiment_dir}/results", results.STOPPED)}
+    return best_configurations(dev, stopped)
+
+
+def training_stages(experiment_dir: str) -> dict[tuple[str, int], str]:
+    """(config_id, seed) -> the stage the cell was trained in, from its status.json.
+
+    Not the results' own stage column: a chosen search seed is relabelled `final` when the final stage
+    reuses it, and selection (again, on --resume) must still see it among the search results.
+    """
+    stages = {}
+    for fs, path in _files_named(f"{experiment_dir}/results", results.STATUS):
+        config_id, seed = path.rsplit("/", 3)[-3:-1]
+        with fs.open_input_stream(path) as stream:
+            stages[config_id, int(seed.removeprefix("seed-"))] = json.loads(stream.read()).get("stage")
+    return stages
+
+
+def best_configurations(dev: Any, stopped: set[str]) -> dict[str, str]:
+    """method -> config_id with the best mean dev `accuracy` over its finished seeds (ties: smaller id).
+
+    A configuration that ASHA stopped on some seed competes only where every configuration of its method
+    was stopped somewhere: its mean over the surviving seeds would flatter it.
+    """
     means = dev.groupby(["method", "config_id"], sort=True).accuracy.mean().reset_index()
+    means["whole"] = ~means.config_id.isin(stopped)
+    means = means[means.whole | ~means.groupby("method").whole.transform("any")]
     best = means.sort_values(["method", "accuracy", "config_id"], ascending=[True, False, True])
     return dict(best.groupby("method").head(1)[["method", "config_id"]].itertuples(index=False, name=None))
 
@@ -392,7 +449,7 @@ def run_stage(resolved: planning.Resolved, stage: str, resume: bool, out: TextIO
         for method in sweep.methods.enabled():
             add_to_plan(resolved.experiment_dir, sweep.experiment, optuna=[
                 {"method": method, "stage": stage, "configurations": sweep.search.num_samples, "seeds": seeds}])
-            run_optuna(resolved, method, stage, seeds, resume, out, scheduler)
+            ended(run_optuna(resolved, method, stage, seeds, resume, out, scheduler), f"{stage} of {method}")
         return
     if stage == "final":
         chosen = select_configurations(resolved.experiment_dir, "search")
@@ -401,7 +458,23 @@ def run_stage(resolved: planning.Resolved, stage: str, resume: bool, out: TextIO
         configs = None
     cells = _seed_major(planning.grid_cells(resolved, stage, seeds, configs))
     add_to_plan(resolved.experiment_dir, sweep.experiment, cells)
-    run_grid(resolved, f"tune-{stage}", cells, resume, out, scheduler)
+    ended(run_grid(resolved, f"tune-{stage}", cells, resume, out, scheduler), stage)
+
+
+class Interrupted(Exception):
+    """Tune stopped a stage on a signal (Ctrl+C) and saved its state; later stages must not start."""
+
+
+def ended(grid: Any, stage: str) -> None:
+    """Refuse to go on from a stage that Tune left with trials neither finished, failed nor stopped by ASHA.
+
+    Tune marks every trial terminated when a signal ends the run, so the trials' own last reports tell:
+    only a finished trial's carries `finished`.
+    """
+    unfinished = [r for r in grid if r.error is None and "finished" not in (r.metrics or {})
+                  and not (r.config and results.read_stopped(cell_of(r.config)))]  # no config: never started
+    if unfinished:
+        raise Interrupted(f"the {stage} stage was interrupted with {len(unfinished)} trial(s) unfinished")
 
 
 def _seed_major(cells: list[planning.Cell]) -> list[planning.Cell]:
@@ -410,9 +483,11 @@ def _seed_major(cells: list[planning.Cell]) -> list[planning.Cell]:
 
 
 def missing_cells(experiment_dir: str) -> list[dict[str, Any]]:
+    """Planned cells with neither results nor ASHA's stop."""
     plan = read_plan(experiment_dir)
-    return [c for c in plan["cells"]
-            if not results.is_complete(results.cell_dir(experiment_dir, c["config_id"], c["seed"]))]
+    directories = [results.cell_dir(experiment_dir, c["config_id"], c["seed"]) for c in plan["cells"]]
+    return [c for c, d in zip(plan["cells"], directories)
+            if not results.is_complete(d) and results.read_stopped(d) is None]
 
 
 def cells_to_prepare(resolved: planning.Resolved) -> list[planning.Cell]:
@@ -425,7 +500,8 @@ def cells_to_prepare(resolved: planning.Resolved) -> list[planning.Cell]:
 
 
 def run_sweep(sweep: Sweep, options: RunOptions) -> int:
-    """The whole experiment; returns 0 when every planned cell is done, 1 otherwise."""
+    """The whole experiment; returns 0 when every planned cell is done (or stopped by ASHA), 1 when some
+    are not, INTERRUPTED (130, the shell's code for Ctrl+C) when a signal ended it."""
     out = options.out
     claim_experiment_dir(sweep, options.experiment_dir, options.resume)
     resolved = planning.resolve(sweep, options.experiment_dir)
@@ -438,6 +514,10 @@ def run_sweep(sweep: Sweep, options: RunOptions) -> int:
         stages = ["search", "final"] if sweep.selection.protocol == "two_stage" else ["grid"]
         for stage in stages:
             run_stage(resolved, stage, options.resume, out)
+    except Interrupted as interruption:
+        print(f"{interruption}; its state is saved: continue with `python -m sweeper run CONFIG --output "
+              f"{options.experiment_dir} --resume`", file=out)
+        return INTERRUPTED
     finally:
         if started_ray:
             import ray

@@ -1,9 +1,10 @@
-"""`python -m sweeper status DIR`: every expected cell as done, running, failed or missing.
+"""`python -m sweeper status DIR`: every expected cell as done, stopped, running, failed or missing.
 
 The state comes from the cells' own files, not from Tune's snapshot (which lags): a cell is done
 when its metrics.parquet exists; otherwise its status.json says running (with a heartbeat that a
 live trial refreshes every few seconds) or failed (with the error). A running cell whose heartbeat
-stopped was killed with its driver or node: it is shown as failed (interrupted).
+stopped was killed with its driver or node: it is shown as failed (interrupted). A cell that ASHA
+ended early on purpose is stopped (the driver leaves a stopped.json): it has no results, and no rerun.
 """
 
 from __future__ import annotations
@@ -16,13 +17,17 @@ import pandas as pd
 
 from trainables import results
 
-STATES = ("done", "running", "failed", "missing")
+STATES = ("done", "stopped", "running", "failed", "missing")
 
 
 def cell_state(directory: str, stale_after: float, now: float) -> tuple[str, str]:
     """(state, detail) of one cell folder."""
     if results.is_complete(directory):
         return "done", ""
+    stopped = results.read_stopped(directory)
+    if stopped is not None:
+        return "stopped", f"early by {stopped.get('by')} after evaluation {stopped.get('evaluation')} " \
+                          f"(best dev {stopped.get('best_dev_accuracy', float('nan')):.3f})"
     status = results.read_status(directory)
     if status is None:
         return "missing", ""

@@ -84,6 +84,9 @@ def test_cell_state_from_its_own_files(tmp_path):
     assert "interrupted" in cell_state(cell, 60, time.time() + 120)[1]
     results.write_status(cell, "failed", attempt=2, error="RuntimeError: boom")
     assert cell_state(cell, 60, time.time()) == ("failed", "attempt 2: RuntimeError: boom")
+    results.write_status(cell, "running", attempt=1, progress=0.25)  # a stale heartbeat, but the driver says:
+    results.mark_stopped(cell, by="ASHA", evaluation=3, best_dev_accuracy=0.5)
+    assert cell_state(cell, 60, time.time() + 600) == ("stopped", "early by ASHA after evaluation 3 (best dev 0.500)")
     (tmp_path / "cell" / "metrics.parquet").write_bytes(b"")
     assert cell_state(cell, 60, time.time())[0] == "done"
 
@@ -101,7 +104,7 @@ def test_status_table_groups_seeds_and_counts(resolved, tmp_path):
     assert table.state.tolist().count("done") == 1 and table.state.tolist().count("failed") == 1
     assert table.state.tolist().count("missing") == 2
     text = render_status(table, str(out))
-    assert "total: 1 done, 0 running, 1 failed, 2 missing of 4 cells" in text
+    assert "total: 1 done, 0 stopped, 0 running, 1 failed, 2 missing of 4 cells" in text
 
 
 def test_progress_line_counts_and_eta():

@@ -118,6 +118,28 @@ def test_driver_killed_then_resume_reruns_nothing_finished(tiny_world, reference
     pd.testing.assert_frame_equal(all_metrics(out), all_metrics(reference))
 
 
+def test_ctrl_c_ends_the_run_with_its_state_saved_and_resume_finishes_it(tiny_world, reference, tmp_path):
+    config = write_config(tmp_path / "sweep.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache")
+    out, log = tmp_path / "runs" / "exp", tmp_path / "driver.log"
+    proc = start_driver(["run", str(config), "--output", str(out), "--num-cpus", "2"], log)
+    try:
+        wait_for(lambda: done(out) and any(s["state"] == "running" and s.get("progress", 0) < 0.7
+                                           for s in statuses(out).values()),
+                 timeout=240, what="a finished cell and a running one", proc=proc, log=log)
+        os.kill(proc.pid, signal.SIGINT)
+        code = proc.wait(timeout=120)
+    finally:
+        stop_tree(proc.pid)
+    text = log.read_text()
+    assert code == 130, text[-3000:]
+    assert "the grid stage was interrupted with" in text and "--resume" in text
+    assert "all cells done" not in text and len(done(out)) < 6
+    code = run_driver(["run", str(config), "--output", str(out), "--num-cpus", "2", "--resume"],
+                      tmp_path / "resume.log")
+    assert code == 0, (tmp_path / "resume.log").read_text()[-3000:]
+    pd.testing.assert_frame_equal(all_metrics(out), all_metrics(reference))
+
+
 def test_resume_when_tune_state_names_deleted_checkpoints(tiny_world, reference, tmp_path):
     """The race CI hit: Tune deleted a trial's older checkpoint, then the driver died before the
     experiment state naming the newer one reached storage. Reproduced exactly by putting back a

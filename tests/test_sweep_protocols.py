@@ -11,7 +11,8 @@ import ray
 
 from sweep_helpers import all_metrics, statuses, write_config
 from sweeper.config import load_config
-from sweeper.run import RunOptions, run_sweep, select_configurations
+from sweeper.run import RunOptions, best_configurations, run_sweep, select_configurations
+from sweeper.status import status_table
 
 pytestmark = pytest.mark.slow
 
@@ -26,8 +27,8 @@ def local_ray():
     ray.shutdown()
 
 
-def sweep(config, out):
-    return run_sweep(load_config(config), RunOptions(str(out), out=open(os.devnull, "w")))
+def sweep(config, out, resume=False):
+    return run_sweep(load_config(config), RunOptions(str(out), resume=resume, out=open(os.devnull, "w")))
 
 
 def test_two_stage_selects_on_search_seeds_then_runs_the_choice_on_all_seeds(tiny_world, tmp_path, local_ray):
@@ -51,6 +52,12 @@ def test_two_stage_selects_on_search_seeds_then_runs_the_choice_on_all_seeds(tin
     assert {c["stage"] for c in plan["cells"]} == {"search", "final"}
     attempts = [s["attempt"] for s in statuses(out).values()]
     assert attempts and max(attempts) == 1  # the reused search seed was relabelled, not retrained
+    # resuming the finished experiment selects the same configurations again (their search seed now
+    # reads `final`), so it plans and trains nothing new
+    assert sweep(config, out, resume=True) == 0
+    assert json.loads((out / "plan.json").read_text()) == plan
+    assert max(s["attempt"] for s in statuses(out).values()) == 1
+    pd.testing.assert_frame_equal(all_metrics(out), metrics)
 
 
 def test_optuna_samples_configurations_each_over_all_seeds(tiny_world, tmp_path, local_ray):
@@ -73,3 +80,35 @@ def test_optuna_samples_configurations_each_over_all_seeds(tiny_world, tmp_path,
     plan = json.loads((out / "plan.json").read_text())
     assert plan["optuna"] == [{"method": "rs_rp", "stage": "grid", "configurations": 2, "seeds": [0, 1]}]
     assert isinstance(pd.DataFrame(plan["cells"]), pd.DataFrame)
+
+
+def test_asha_stopped_cells_end_by_design_and_do_not_compete(tiny_world, tmp_path, local_ray):
+    # one trial at a time (2 CPUs each), so ASHA has seen epsilon 0.01 (dev 0.75) at every rung before
+    # epsilon 50 (noise that drowns the input: dev 0.25) reaches its first one, and stops it there
+    config = write_config(
+        tmp_path / "sweep.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache",
+        methods={"baseline": {}, "rs_rp": {"epsilon": [0.01, 50.0]}}, seeds=2, training=FAST, resources={"cpu": 2},
+        selection={"protocol": "two_stage", "search_seeds": 1}, asha={"grace_period": 1, "reduction_factor": 2},
+    )
+    out = tmp_path / "runs" / "exp"
+    assert sweep(config, out) == 0  # a stopped cell is not a missing one
+    table = status_table(str(out), stale_after=1e9)
+    stopped = table[table.state == "stopped"]
+    assert list(stopped.config_label) == ["rs_rp eps=50"] and list(stopped.stage) == ["search"]
+    assert "early by ASHA after evaluation 1 (best dev 0.250)" in stopped.detail.iloc[0]
+    assert set(table.state) == {"done", "stopped"}
+    metrics = all_metrics(out)
+    assert "rs_rp eps=50" not in set(metrics.config_label)
+    final = metrics[metrics.stage == "final"]
+    assert set(final.config_label) == {"baseline", "rs_rp eps=0.01"} and set(final.seed) == {0, 1}
+    attempts = {key: s["attempt"] for key, s in statuses(out).items()}
+    assert sweep(config, out, resume=True) == 0  # resuming runs nothing again, the stopped cell included
+    assert {key: s["attempt"] for key, s in statuses(out).items()} == attempts
+
+
+def test_a_configuration_asha_stopped_on_a_seed_does_not_win_on_its_surviving_seeds():
+    dev = pd.DataFrame({"method": ["rs_rp"] * 3 + ["adv"] * 2, "config_id": ["a", "b", "b", "c", "d"],
+                        "accuracy": [0.90, 0.80, 0.82, 0.70, 0.60]})
+    assert best_configurations(dev, stopped=set()) == {"rs_rp": "a", "adv": "c"}
+    assert best_configurations(dev, stopped={"a"}) == {"rs_rp": "b", "adv": "c"}  # a lost a seed to ASHA
+    assert best_configurations(dev, stopped={"c", "d"}) == {"adv": "c", "rs_rp": "a"}  # all stopped: best mean

@@ -94,6 +94,7 @@ def test_killed_trial_resumes_mid_epoch_to_the_uninterrupted_result(tiny_world, 
     resumed = []
     run_trial(interrupted, lambda m, save: resumed.append(m), checkpoint_dir=checkpoint)
     assert resumed == uninterrupted[4:]  # the same dev accuracies and losses after the kill
+    assert [m["evaluation"] for m in uninterrupted] == list(range(1, len(uninterrupted) + 1))  # ASHA's clock
     pd.testing.assert_frame_equal(read_cell(whole)[1], read_cell(interrupted)[1])
     pd.testing.assert_frame_equal(read_cell(whole)[0].drop(columns="experiment"),
                                   read_cell(interrupted)[0].drop(columns="experiment"))

@@ -161,6 +161,7 @@ class TrainingRun:
             s.best_dev_accuracy, s.best_update = accuracy, s.update
             self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
         metrics = {
+            "evaluation": len(s.history) + 1,  # 1, 2, ...: saved with the loop, so the same after a resume
             "update": s.update,
             "epoch": s.update / self.updates_per_epoch,
             "train_loss": s.loss_sum / max(s.loss_updates, 1),

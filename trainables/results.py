@@ -23,6 +23,7 @@ METRICS = "metrics.parquet"
 PREDICTIONS = "predictions.parquet"
 TRIAL_INFO = "trial.json"
 STATUS = "status.json"  # running (with a heartbeat), failed (with the error) or done; see sweeper status
+STOPPED = "stopped.json"  # written by the driver: the scheduler (ASHA) stopped this cell early, by design
 
 METRICS_SCHEMA = pa.schema(
     [
@@ -139,6 +140,16 @@ def write_status(directory: str, state: str, **fields: Any) -> None:
 
 def read_status(directory: str) -> dict[str, Any] | None:
     uri = f"{directory}/{STATUS}"
+    return json.loads(read_bytes(uri)) if exists(uri) else None
+
+
+def mark_stopped(directory: str, **fields: Any) -> None:
+    """Record that the scheduler ended this cell early (the trial itself cannot tell that from an interruption)."""
+    _write_atomic(f"{directory}/{STOPPED}", json.dumps({"stopped": time.time(), **fields}, default=str).encode())
+
+
+def read_stopped(directory: str) -> dict[str, Any] | None:
+    uri = f"{directory}/{STOPPED}"
     return json.loads(read_bytes(uri)) if exists(uri) else None
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import math
 import os
 import platform
 import tempfile
@@ -230,17 +229,19 @@ def training_function(config: dict[str, Any]) -> None:
                                      "config_label": spec.config_label, "stage": spec.stage})
 
         def report(metrics: dict[str, Any], save) -> None:
-            evaluation = math.ceil(metrics["update"] / spec.eval_every)  # the same after a resume
-            if evaluation % spec.checkpoint_every:
+            if metrics["evaluation"] % spec.checkpoint_every:
                 tune.report(metrics)
             else:
                 with tempfile.TemporaryDirectory() as directory:
                     save(Path(directory))
                     tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
-            heartbeat.beat(progress=metrics["progress"], update=metrics["update"])
+            heartbeat.beat(progress=metrics["progress"], update=metrics["update"], evaluation=metrics["evaluation"])
 
         try:
             final = run_trial(spec, report, resume_from)
+        except SystemExit:  # Tune ending the trial (ASHA, or an interrupted run): the driver records which
+            heartbeat.halt()
+            raise
         except BaseException as error:
             heartbeat.stop("failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
             raise
@@ -284,8 +285,12 @@ class Heartbeat:
         self.fields.update(fields)
         self._write("running")
 
-    def stop(self, state: str, **fields: Any) -> None:
+    def halt(self) -> None:
+        """Stop beating, leaving the last word as it was (a stale heartbeat then reads as interrupted)."""
         self._stop.set()
         self._thread.join()
+
+    def stop(self, state: str, **fields: Any) -> None:
+        self.halt()
         self.fields.update(fields)
         self._write(state)
