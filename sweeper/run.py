@@ -289,7 +289,13 @@ def _common(resolved: planning.Resolved, stage: str) -> dict[str, Any]:
 
 def restore_tuner(path: str, sweep: Sweep, out: TextIO) -> Any:
     """`Tuner.restore` after giving every unfinished trial the checkpoint Tune's state expects."""
-    for repair in recovery.repair_missing_checkpoints(path):
+    try:
+        repairs = recovery.repair_missing_checkpoints(path)
+    except Exception as error:  # it reads Tune's private state format: never let it block a resume
+        print(f"[{sweep.experiment}] warning: could not check {path} for missing checkpoints "
+              f"({type(error).__name__}: {error}); restoring as Tune saved it", file=out)
+        repairs = []
+    for repair in repairs:
         print(f"[{sweep.experiment}] {recovery.describe(repair)}", file=out)
     return tune.Tuner.restore(path, trainable=_trainable(sweep), resume_errored=True)
 

@@ -42,3 +42,21 @@ def test_trial_resumes_only_from_a_complete_checkpoint(tmp_path):
     whole = write_checkpoint(tmp_path / "whole")
     with resumable_directory(tune.Checkpoint.from_directory(str(whole))) as directory:
         assert directory is not None and (directory / "state.json").read_bytes() == b"x"
+
+
+def test_a_failing_checkpoint_check_warns_and_still_restores(tiny_world, monkeypatch, tmp_path):
+    import io
+
+    from sweep_helpers import write_config
+    from sweeper import recovery, run
+    from sweeper.config import load_config
+
+    def unreadable(path):
+        raise KeyError("trial_data")  # e.g. Tune's private state format changed
+
+    monkeypatch.setattr(recovery, "repair_missing_checkpoints", unreadable)
+    monkeypatch.setattr(run.tune.Tuner, "restore", classmethod(lambda cls, path, **kw: ("restored", path)))
+    sweep = load_config(write_config(tmp_path / "sweep.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache"))
+    out = io.StringIO()
+    assert run.restore_tuner(str(tmp_path), sweep, out) == ("restored", str(tmp_path))
+    assert "warning: could not check" in out.getvalue() and "KeyError" in out.getvalue()
