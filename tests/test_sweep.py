@@ -151,16 +151,16 @@ def test_resume_when_tune_state_names_deleted_checkpoints(tiny_world, reference,
     def two_trials_with_checkpoints():
         try:
             expected = recovery.expected_checkpoints(str(tune_dir))
-        except Exception:  # the state file is being written
+            live = {t: c for t, c in expected.items() if (tune_dir / t / c / "state.json").exists()}
+            if len(live) < 2 or min(live.values()) > "checkpoint_000010":  # of 20: newer ones are still to come
+                return None
+            snapshot.mkdir(exist_ok=True)
+            for path in tune_dir.iterdir():
+                if path.is_file():
+                    shutil.copy2(path, snapshot / path.name)
+            return live if recovery.expected_checkpoints(str(snapshot)) == expected else None
+        except Exception:  # Tune was rewriting its state files: look again
             return None
-        live = {t: c for t, c in expected.items() if (tune_dir / t / c / "state.json").exists()}
-        if len(live) < 2 or min(live.values()) > "checkpoint_000010":  # of 20: newer ones are still to come
-            return None
-        snapshot.mkdir(exist_ok=True)
-        for path in tune_dir.iterdir():
-            if path.is_file():
-                shutil.copy2(path, snapshot / path.name)
-        return live if recovery.expected_checkpoints(str(snapshot)) == expected else None
 
     proc, tree = start_driver(["run", str(config), "--output", str(out), "--num-cpus", "2"], log), []
     try:
