@@ -23,6 +23,7 @@ from ray import tune
 from sweeper import plan as planning
 from sweeper import recovery
 from sweeper.config import SEARCHABLE, Sweep, dump_config
+from sweeper.status import cells_on_storage
 from trainables import results
 from trainables.spec import TrialSpec
 
@@ -406,7 +407,7 @@ def select_configurations(experiment_dir: str, stage: str = "search") -> dict[st
     dev = finished_cells(experiment_dir)
     trained_in = training_stages(experiment_dir)
     dev = dev[[trained_in.get((c, s)) == stage for c, s in zip(dev.config_id, dev.seed)]]
-    stopped = {path.rsplit("/", 3)[-3] for _, path in _files_named(f"{experiment_dir}/results", results.STOPPED)}
+    stopped = {results.cell_key(path)[0] for _, path in _files_named(f"{experiment_dir}/results", results.STOPPED)}
     return best_configurations(dev, stopped)
 
 
@@ -416,12 +417,7 @@ def training_stages(experiment_dir: str) -> dict[tuple[str, int], str]:
     Not the results' own stage column: a chosen search seed is relabelled `final` when the final stage
     reuses it, and selection (again, on --resume) must still see it among the search results.
     """
-    stages = {}
-    for fs, path in _files_named(f"{experiment_dir}/results", results.STATUS):
-        config_id, seed = path.rsplit("/", 3)[-3:-1]
-        with fs.open_input_stream(path) as stream:
-            stages[config_id, int(seed.removeprefix("seed-"))] = json.loads(stream.read()).get("stage")
-    return stages
+    return {(cell["config_id"], cell["seed"]): cell["stage"] for cell in cells_on_storage(experiment_dir)}
 
 
 def best_configurations(dev: Any, stopped: set[str]) -> dict[str, str]:

@@ -47,23 +47,24 @@ def known_cells(experiment_dir: str) -> pd.DataFrame:
         f"{experiment_dir}/plan.json") else {"cells": []}
     rows = [dict(c) for c in plan["cells"]]
     seen = {(r["config_id"], r["seed"]) for r in rows}
-    for found in _cells_on_storage(experiment_dir):
+    for found in cells_on_storage(experiment_dir):
         if (found["config_id"], found["seed"]) not in seen:
             rows.append(found)
     return pd.DataFrame(rows, columns=["method", "config_id", "config_label", "epsilon", "m", "seed", "stage"])
 
 
-def _cells_on_storage(experiment_dir: str) -> list[dict[str, Any]]:
+def cells_on_storage(experiment_dir: str) -> list[dict[str, Any]]:
+    """Every cell folder with a status.json: method, config_id, config_label, seed and the stage it trained in."""
     fs, root = results.filesystem(f"{experiment_dir}/results")
     selector = results.pafs.FileSelector(root, recursive=True, allow_not_found=True)
     out = []
     for info in fs.get_file_info(selector):
         if info.is_file and info.base_name == results.STATUS:
-            config_id, seed_dir = info.path[len(root) + 1:].split("/")[:2]
-            status = json.loads(results.read_bytes(f"{experiment_dir}/results/{config_id}/{seed_dir}/status.json"))
+            config_id, seed = results.cell_key(info.path)
+            status = results.read_status(results.cell_dir(experiment_dir, config_id, seed))
             out.append({"method": config_id.rsplit("-", 1)[0], "config_id": config_id,
                         "config_label": status.get("config_label", config_id),
-                        "seed": int(seed_dir.removeprefix("seed-")), "stage": status.get("stage", "?")})
+                        "seed": seed, "stage": status.get("stage", "?")})
     return out
 
 

@@ -58,6 +58,12 @@ def cell_dir(experiment_dir: str, config_id: str, seed: int) -> str:
     return f"{experiment_dir.rstrip('/')}/results/{config_id}/seed-{seed}"
 
 
+def cell_key(path: str) -> tuple[str, int]:
+    """(config_id, seed) of a file directly in a cell folder: the inverse of `cell_dir`."""
+    config_id, seed_dir = path.rsplit("/", 3)[-3:-1]
+    return config_id, int(seed_dir.removeprefix("seed-"))
+
+
 def _write_atomic(uri: str, payload: bytes) -> None:
     """Temporary file then rename on local disk; a single PUT (atomic by itself) on object stores."""
     fs, path = filesystem(uri)

@@ -227,18 +227,8 @@ def training_function(config: dict[str, Any]) -> None:
         heartbeat = Heartbeat(cell, {"attempt": attempt, "host": platform.node(), "pid": os.getpid(),
                                      "started": time.time(), "resumed_from_checkpoint": resume_from is not None,
                                      "config_label": spec.config_label, "stage": spec.stage})
-
-        def report(metrics: dict[str, Any], save) -> None:
-            if metrics["evaluation"] % spec.checkpoint_every:
-                tune.report(metrics)
-            else:
-                with tempfile.TemporaryDirectory() as directory:
-                    save(Path(directory))
-                    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
-            heartbeat.beat(progress=metrics["progress"], update=metrics["update"], evaluation=metrics["evaluation"])
-
         try:
-            final = run_trial(spec, report, resume_from)
+            final = run_trial(spec, tune_report(spec.checkpoint_every, heartbeat), resume_from)
         except SystemExit:  # Tune ending the trial (ASHA, or an interrupted run): the driver records which
             heartbeat.halt()
             raise
@@ -247,6 +237,22 @@ def training_function(config: dict[str, Any]) -> None:
             raise
     heartbeat.stop("done", progress=1.0)
     tune.report(final)
+
+
+def tune_report(checkpoint_every: int, heartbeat: Heartbeat) -> Report:
+    """The loop's `report` for Tune: metrics at every evaluation, a checkpoint at every `checkpoint_every`-th."""
+    from ray import tune
+
+    def report(metrics: dict[str, Any], save) -> None:
+        if metrics["evaluation"] % checkpoint_every:
+            tune.report(metrics)
+        else:
+            with tempfile.TemporaryDirectory() as directory:
+                save(Path(directory))
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+        heartbeat.beat(progress=metrics["progress"], update=metrics["update"], evaluation=metrics["evaluation"])
+
+    return report
 
 
 @contextlib.contextmanager
