@@ -1,7 +1,9 @@
 """Read experiment directories (docs/results-schema.md) into one tidy, validated DataFrame.
 
 This is the only module of the package that reads result files; everything downstream is a pure
-function over DataFrames.
+function over DataFrames. A result file that a crash, a full disk or a partial copy left unreadable
+does not stop the analysis: its cell is left out (as if missing) and named in `ExperimentInfo.problems`,
+which the report prints as notes.
 
 Tidy metrics frame (`Results.metrics`), one row per (experiment, config_id, stage, seed, split, lang1, lang2):
 
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Iterable, Mapping, Sequence
@@ -62,6 +64,7 @@ class ExperimentInfo:
     language_distances: Mapping[str, float] | None
     distance_name: str | None
     planned: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (config_id, stage) -> N
+    problems: tuple[str, ...] = ()  # damaged files left out (the report's notes)
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,8 @@ def _read_json(path: Location) -> dict:
         value = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise AnalysisInputError(f"{path}: line {error.lineno}: invalid JSON ({error.msg})") from None
+    except UnicodeDecodeError:
+        raise AnalysisInputError(f"{path}: not UTF-8 text (damaged?)") from None
     if not isinstance(value, dict):
         raise AnalysisInputError(f"{path}: expected a JSON object at the top level")
     return value
@@ -170,6 +175,14 @@ def planned_seed_counts(plan: dict, path: Location) -> Mapping[tuple[str, str], 
     return MappingProxyType(counts)
 
 
+def _planned_or_problem(plan_path: Location) -> tuple[Mapping[tuple[str, str], int], tuple[str, ...]]:
+    """Planned seed counts; a missing or damaged plan.json leaves them unknown (shown n/?) with a note."""
+    try:
+        return planned_seed_counts(_read_json(plan_path), plan_path), ()
+    except AnalysisInputError as error:
+        return MappingProxyType({}), (f"{error}: planned seed counts unknown",)
+
+
 def read_experiment_info(experiment_dir: Location) -> ExperimentInfo:
     """experiment.json and plan.json of one directory, validated."""
     path = experiment_dir / "experiment.json"
@@ -177,7 +190,7 @@ def read_experiment_info(experiment_dir: Location) -> ExperimentInfo:
     languages = tuple(str(x) for x in _field(document, "languages", list, path))
     if not languages:
         raise AnalysisInputError(f"{path}: field 'languages' is empty")
-    plan_path = experiment_dir / "plan.json"
+    planned, problems = _planned_or_problem(experiment_dir / "plan.json")
     return ExperimentInfo(
         name=str(_field(document, "experiment", str, path)),
         path=experiment_dir,
@@ -187,7 +200,8 @@ def read_experiment_info(experiment_dir: Location) -> ExperimentInfo:
         seeds=tuple(int(s) for s in document.get("seeds", [])),
         language_distances=_distances(document, path),
         distance_name=document.get("distance_name"),
-        planned=planned_seed_counts(_read_json(plan_path), plan_path),
+        planned=planned,
+        problems=problems,
     )
 
 
@@ -222,6 +236,17 @@ def metrics_files(experiment_dir: Location) -> list[str]:
         info.path for info in results.listing(recursive=True)
         if info.type == pafs.FileType.File and METRICS_FILE.search(info.path[len(experiment_dir.path):])
     )
+
+
+def readable_files(files: Sequence[str], filesystem: pafs.FileSystem) -> tuple[list[str], list[str]]:
+    """(files whose Parquet footer reads and holds rows, one "path: why" per damaged file)."""
+    from trainables.results import parquet_problem
+
+    good, damaged = [], []
+    for path in files:
+        problem = parquet_problem(path, filesystem, path)
+        (damaged.append(f"{path}: {problem}") if problem else good.append(path))
+    return good, damaged
 
 
 def _check_columns(files: Sequence[str], filesystem: pafs.FileSystem) -> None:
@@ -324,9 +349,14 @@ def load_experiment(experiment_dir: "str | Path | Location") -> tuple[pd.DataFra
     """One experiment's validated metrics and metadata."""
     experiment_dir = Location.of(experiment_dir)
     info = read_experiment_info(experiment_dir)
-    files = metrics_files(experiment_dir)
+    files, damaged = readable_files(metrics_files(experiment_dir), experiment_dir.filesystem)
     if not files:
-        raise AnalysisInputError(f"{experiment_dir}: no finished trials (no results/*/seed-*/metrics.parquet)")
+        detail = f"; {len(damaged)} damaged, e.g. {damaged[0]}" if damaged else ""
+        raise AnalysisInputError(f"{experiment_dir}: no finished trials (no readable "
+                                 f"results/*/seed-*/metrics.parquet{detail})")
+    if damaged:
+        left_out = tuple(f"damaged result file left out (its cell counts as missing): {d}" for d in damaged)
+        info = replace(info, problems=info.problems + left_out)
     frame = read_metrics_files(files, experiment_dir.filesystem)
     validate_metrics(frame)
     _check_against_info(frame, info)
@@ -370,12 +400,23 @@ def planned_frame(experiments: Iterable[ExperimentInfo]) -> pd.DataFrame:
 
 
 def prediction_files(info: ExperimentInfo, groups: pd.DataFrame) -> list[str]:
-    """predictions.parquet of the given (config_id, seed) rows that exist."""
+    """predictions.parquet of the given (config_id, seed) rows that exist and read (see `damaged_predictions`)."""
     locations = (
         info.path / "results" / str(config_id) / f"seed-{int(seed)}" / "predictions.parquet"
         for config_id, seed in groups[["config_id", "seed"]].itertuples(index=False)
     )
-    return [location.path for location in locations if location.is_file()]
+    return readable_files([location.path for location in locations if location.is_file()],
+                          info.path.filesystem)[0]
+
+
+def damaged_predictions(info: ExperimentInfo, groups: pd.DataFrame) -> list[str]:
+    """"path: why" of each predictions.parquet of these groups that exists but does not read."""
+    locations = (
+        info.path / "results" / str(config_id) / f"seed-{int(seed)}" / "predictions.parquet"
+        for config_id, seed in groups[["config_id", "seed"]].itertuples(index=False)
+    )
+    return readable_files([location.path for location in locations if location.is_file()],
+                          info.path.filesystem)[1]
 
 
 def load_correctness(info: ExperimentInfo, groups: pd.DataFrame, *, stage: str) -> pd.DataFrame:

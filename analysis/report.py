@@ -22,7 +22,8 @@ import pandas as pd
 
 from analysis.aggregate import dev_means, m_ablation, seed_averages, seed_scores, summarize, summarize_all, table_material
 from analysis.distances import Distances, experiment_distances, order_by_distance
-from analysis.load import AnalysisInputError, ExperimentInfo, Results, load_correctness, load_results, planned_frame
+from analysis.load import (AnalysisInputError, ExperimentInfo, Results, damaged_predictions, load_correctness,
+                           load_results, planned_frame)
 from analysis.names import AVG, METHOD_DISPLAY, M_METHODS, METHODS
 from analysis.paper import PaperComparison, compare_with_paper, comparison_grid
 from analysis.stats import example_bootstrap
@@ -161,7 +162,10 @@ def read_correctness(results: Results, table: TaskTable, infos: Sequence[Experim
             frames.append(frame)
             found = frame[["config_id", "seed"]].drop_duplicates()
             if len(found) < len(part):
-                return None, f"example-level test skipped: predictions.parquet missing for {len(part) - len(found)} chosen run(s) of {info.name}"
+                damaged = damaged_predictions(info, part)
+                why = f" ({len(damaged)} damaged, e.g. {damaged[0]})" if damaged else ""
+                return None, (f"example-level test skipped: predictions.parquet missing for {len(part) - len(found)} "
+                              f"chosen run(s) of {info.name}{why}")
     return (pd.concat(frames, ignore_index=True) if frames else None), None
 
 
@@ -190,7 +194,7 @@ def build_task_report(results: Results, task: str, options: ReportOptions) -> Ta
     languages = infos[0].languages
     table_options = options.table_options(task_baseline(infos, options.baseline))
     table = build_task_table(metrics, planned, languages, table_options, options.methods)
-    notes = table_notes(table, planned)
+    notes = [problem for info in infos for problem in info.problems] + table_notes(table, planned)
     if options.example_level:
         correctness, skipped = read_correctness(results, table, infos)
         if correctness is not None:
@@ -440,12 +444,24 @@ def check_arguments(args: argparse.Namespace) -> str | None:
         (0 < args.power < 1, f"--power must lie in (0, 1), got {args.power}"),
         (args.gain > 0, f"--gain must be positive, got {args.gain}"),
         (args.resamples >= 1, f"--resamples must be at least 1, got {args.resamples}"),
+        (args.out is None or not args.out.is_dir(), f"--out: {args.out} is a folder; name the report's file"),
         (args.out is None or args.out.parent.is_dir(), f"--out: folder {args.out.parent if args.out else ''} does not exist"),
+        (args.summary is None or not args.summary.is_dir(), f"--summary: {args.summary} is a folder; name the CSV file"),
         (args.summary is None or args.summary.parent.is_dir(),
          f"--summary: folder {args.summary.parent if args.summary else ''} does not exist"),
+        (args.figures is None or args.figures.is_dir() or _creatable(args.figures),
+         f"--figures: {args.figures} cannot be created (a file is in the way)"),
         (args.figures is None or not args.figures.exists() or args.figures.is_dir(), f"--figures: {args.figures} is not a folder"),
     ]
     return next((message for ok, message in checks if not ok), None)
+
+
+def _creatable(folder: Path) -> bool:
+    """A folder that does not exist yet and whose nearest existing ancestor is a folder."""
+    ancestor = folder
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    return not folder.exists() and ancestor.is_dir()
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -111,8 +111,9 @@ def test_language_outside_experiment_json_is_refused(tmp_path):
 def test_metadata_errors_name_the_file_and_field(tmp_path):
     root = write_hand_experiment(tmp_path / "hand")
     (root / "plan.json").write_text("{\n  \"cells\": [\n", encoding="utf-8")
-    with pytest.raises(AnalysisInputError, match=r"plan.json: line 3: invalid JSON"):
-        load_results([root])
+    # a damaged plan.json leaves the planned seed counts unknown (shown n/?) and says why; it refuses nothing
+    info = load_results([root]).experiments[0]
+    assert info.planned == {} and "plan.json: line 3: invalid JSON" in info.problems[0]
     document = json.loads((root / "experiment.json").read_text())
     del document["languages"]
     (root / "experiment.json").write_text(json.dumps(document))

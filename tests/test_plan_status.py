@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -87,8 +88,25 @@ def test_cell_state_from_its_own_files(tmp_path):
     results.write_status(cell, "running", attempt=1, progress=0.25)  # a stale heartbeat, but the driver says:
     results.mark_stopped(cell, by="ASHA", evaluation=3, best_dev_accuracy=0.5)
     assert cell_state(cell, 60, time.time() + 600) == ("stopped", "early by ASHA after evaluation 3 (best dev 0.500)")
-    (tmp_path / "cell" / "metrics.parquet").write_bytes(b"")
+    (tmp_path / "cell" / "metrics.parquet").write_bytes(b"")  # what a full disk can leave
+    state, detail = cell_state(cell, 60, time.time())
+    assert state == "damaged" and "metrics.parquet: not a readable Parquet file" in detail
+    write_done_marker(tmp_path / "cell")
     assert cell_state(cell, 60, time.time())[0] == "done"
+    (tmp_path / "cell" / "status.json").write_text('{"state": "runn')  # truncated, next to good results
+    assert cell_state(cell, 60, time.time())[0] == "done"
+    (tmp_path / "cell" / "metrics.parquet").unlink()
+    (tmp_path / "cell" / "stopped.json").unlink()
+    state, detail = cell_state(cell, 60, time.time())
+    assert state == "damaged" and "status.json: not valid JSON" in detail
+
+
+def write_done_marker(cell: Path) -> None:
+    """A readable metrics.parquet of one dev row: what marks a cell done."""
+    table = results.metrics_table({"experiment": "exp", "task": "pawsx", "method": "baseline", "config_id": "c",
+                                   "seed": 0, "stage": "grid"},
+                                  [{"split": "dev", "lang1": "en", "lang2": "en", "accuracy": 0.5, "n": 4}])
+    results.write_bytes(str(cell / "metrics.parquet"), results._parquet_bytes(table))
 
 
 def test_status_table_groups_seeds_and_counts(resolved, tmp_path):
@@ -97,14 +115,14 @@ def test_status_table_groups_seeds_and_counts(resolved, tmp_path):
     add_to_plan(str(out), "exp", cells)
     first = results.cell_dir(str(out), cells[0].config_id, cells[0].seed)
     results.write_status(first, "done")
-    (tmp_path / "exp" / "results" / cells[0].config_id / f"seed-{cells[0].seed}" / "metrics.parquet").write_bytes(b"")
+    write_done_marker(tmp_path / "exp" / "results" / cells[0].config_id / f"seed-{cells[0].seed}")
     results.write_status(results.cell_dir(str(out), cells[1].config_id, cells[1].seed), "failed", attempt=3,
                          error="ValueError: x")
     table = status_table(str(out))
     assert table.state.tolist().count("done") == 1 and table.state.tolist().count("failed") == 1
     assert table.state.tolist().count("missing") == 2
     text = render_status(table, str(out))
-    assert "total: 1 done, 0 stopped, 0 running, 1 failed, 2 missing of 4 cells" in text
+    assert "total: 1 done, 0 stopped, 0 running, 1 failed, 0 damaged, 2 missing of 4 cells" in text
 
 
 def test_progress_line_counts_and_eta():
@@ -139,9 +157,14 @@ def test_resume_accepts_a_stored_config_from_before_a_new_setting_but_not_a_chan
     assert older != dump_config(sweep)
     (experiment / "sweep.yaml").write_text(older)
     claim_experiment_dir(sweep, str(experiment), resume=True)
-    (experiment / "sweep.yaml").write_text(older.replace("max_failures: 2", "max_failures: 3"))
+    # how to run may change on resume (more retries, other resources); what is run may not
+    (experiment / "sweep.yaml").write_text(older.replace("max_failures: 2", "max_failures: 3")
+                                           .replace("cpu: 1.0", "cpu: 2.0"))
+    claim_experiment_dir(sweep, str(experiment), resume=True)
+    assert "  per_seed: false" in older
+    (experiment / "sweep.yaml").write_text(older.replace("  per_seed: false", "  per_seed: true"))
     with pytest.raises(ExperimentError, match="differs from the configuration given"):
         claim_experiment_dir(sweep, str(experiment), resume=True)
     (experiment / "sweep.yaml").write_text("seeds: [unclosed")
-    with pytest.raises(ExperimentError, match="differs from the configuration given"):
+    with pytest.raises(ExperimentError, match="sweep.yaml: damaged"):
         claim_experiment_dir(sweep, str(experiment), resume=True)

@@ -222,7 +222,10 @@ def training_function(config: dict[str, Any]) -> None:
     if results.is_complete(cell):
         tune.report(finished_cell(cell, spec.stage))
         return
-    attempt = (results.read_status(cell) or {}).get("attempt", 0) + 1
+    try:
+        attempt = (results.read_status(cell) or {}).get("attempt", 0) + 1
+    except results.DamagedFile:  # rewritten below; the attempt count starts again
+        attempt = 1
     with resumable_directory(tune.get_checkpoint()) as resume_from:
         heartbeat = Heartbeat(cell, {"attempt": attempt, "host": platform.node(), "pid": os.getpid(),
                                      "started": time.time(), "resumed_from_checkpoint": resume_from is not None,
