@@ -111,7 +111,7 @@ def through_tune(sweep, experiment_dir: str) -> SweepTiming:
     from sweeper.run import RunOptions, run_sweep
 
     with stopwatch() as init:
-        ray.init(num_cpus=NUM_CPUS, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=NUM_CPUS, include_dashboard=False, log_to_driver=False)
     out = io.StringIO()
     try:
         with stopwatch() as clock:

@@ -138,7 +138,7 @@ def run_ours(world_root: str, root: Path) -> SideResult:
     cpu_at_start = time.process_time()
     with stopwatch() as clock:
         stamps["start"] = time.time()
-        ray.init(num_cpus=NUM_CPUS, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=NUM_CPUS, include_dashboard=False, log_to_driver=False)
         stamps["ray_up"] = time.time()
         try:
             code = run_sweep(sweep, RunOptions(str(experiment_dir), num_cpus=NUM_CPUS, out=out))
@@ -246,7 +246,7 @@ def run_trainer(world_root: str, root: Path, padding: str = "dynamic") -> SideRe
     cpu_at_start = time.process_time()
     with stopwatch() as clock:
         with stopwatch() as init:
-            ray.init(num_cpus=NUM_CPUS, include_dashboard=False, log_to_driver=False)
+            ray.init(address="local", num_cpus=NUM_CPUS, include_dashboard=False, log_to_driver=False)
         try:
             tokenizer = AutoTokenizer.from_pretrained(model_dir)
             sets = tokenized_sets(world_root, tokenizer, TRAINER_PADDINGS[padding][0])

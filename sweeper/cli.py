@@ -1,7 +1,8 @@
 """`python -m sweeper {run,status,report,demo}`: the researcher's entry points.
 
-Bad input (configuration, data, experiment directory) is reported in one clear message on stderr
-with exit code 2, before Ray starts.
+Exit codes: 0 done, 1 some cells failed for good, 2 refused input (configuration, data, model,
+storage, resources, experiment folder, command line: one message on stderr naming the file, line,
+field or option, before anything is written), 130 interrupted (Ctrl+C; `--resume` continues).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Callable, Sequence
 from sweeper.config import ConfigError, load_config
 
 USAGE_ERROR = 2
+INTERRUPTED = 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="print the plan and a device-hour estimate, run nothing")
     run.add_argument("--num-cpus", type=int, help="CPUs of the embedded local Ray (default: all)")
     run.add_argument("--num-gpus", type=float, help="GPUs of the embedded local Ray (default: all)")
+    run.add_argument("--placement-timeout", type=float, metavar="SECONDS",
+                     help="stop when trials stay pending with none running this long "
+                          "(default: 60 on the embedded Ray, 900 with --address: autoscalers are slow)")
 
     status = commands.add_parser("status", help="state of every expected cell of an experiment")
     status.add_argument("directory", help="experiment directory")
@@ -45,34 +50,85 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_ray_options(args: argparse.Namespace) -> None:
+    """The command line's own refusals: counts that Ray would take and then wait on forever."""
+    if args.num_cpus is not None and args.num_cpus < 1:
+        raise ConfigError(f"--num-cpus: must be at least 1, got {args.num_cpus}")
+    if getattr(args, "num_gpus", None) is not None and not args.num_gpus >= 0:
+        raise ConfigError(f"--num-gpus: must be 0 or more, got {args.num_gpus}")
+    if getattr(args, "placement_timeout", None) is not None and not args.placement_timeout > 0:
+        raise ConfigError(f"--placement-timeout: must be a positive number of seconds, got {args.placement_timeout}")
+    if getattr(args, "address", None) is not None:
+        given = [flag for flag, value in (("--num-cpus", args.num_cpus), ("--num-gpus", args.num_gpus))
+                 if value is not None]
+        if given:
+            raise ConfigError(f"{' and '.join(given)}: only for the embedded Ray; a cluster (--address) "
+                              "brings its own resources")
+        if not args.address.strip():
+            raise ConfigError("--address: empty; give 'auto' or HOST:PORT, or leave it out for the embedded Ray")
+
+
+def experiment_location(output: str | None, sweep) -> str:
+    from trainables import results
+
+    location = output or results.join(sweep.storage, sweep.experiment)
+    return location if "://" in location else str(Path(location).expanduser().resolve())
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    check_ray_options(args)
     sweep = load_config(args.config)  # first: a refused config must not wait for torch or Ray to load
-    from sweeper import plan as planning
     from sweeper.run import RunOptions, run_sweep
 
-    experiment_dir = args.output or f"{sweep.storage.rstrip('/')}/{sweep.experiment}"
-    if "://" not in experiment_dir:
-        experiment_dir = str(Path(experiment_dir).expanduser().resolve())
+    options = RunOptions(experiment_location(args.output, sweep), resume=args.resume, address=args.address,
+                         num_cpus=args.num_cpus, num_gpus=args.num_gpus, config_path=args.config,
+                         output_given=args.output is not None, placement_timeout=args.placement_timeout)
     if args.dry_run:
-        print(planning.describe(planning.resolve(sweep, experiment_dir, build_world=False)))
+        print(dry_run(sweep, options))
         return 0
-    options = RunOptions(experiment_dir, resume=args.resume, address=args.address, num_cpus=args.num_cpus,
-                         num_gpus=args.num_gpus)
     return run_sweep(sweep, options)
+
+
+def dry_run(sweep, options) -> str:
+    """The plan, after every check that `run` makes before its first write (a dry run that passes means
+    the run will not fail on its inputs); Ray is not started, a cluster's address only probed."""
+    from sweeper import cluster, preflight
+    from sweeper import plan as planning
+    from sweeper.config import Where
+    from sweeper.run import check_experiment_dir
+
+    where = Where.of(options.config_path)
+    located = preflight.check_locations(sweep, options.experiment_dir, where, options.output_given)
+    check_experiment_dir(sweep, options.experiment_dir, options.resume)
+    resolved = planning.resolve(sweep, options.experiment_dir, build_world=False)
+    inputs = preflight.check_inputs(resolved, where, [located])
+    if options.address is None:
+        cluster.check_embedded(sweep, options.num_cpus, options.num_gpus, where)
+        ray_line = "embedded Ray: " + ", ".join(
+            f"{k} {v:g}" for k, v in cluster.embedded_resources(options.num_cpus, options.num_gpus).items())
+    else:
+        target, source = cluster.resolve_address(options.address)
+        cluster.probe_address(target, source)
+        ray_line = f"Ray cluster at {target} ({source}) answers; its nodes are checked when the run starts"
+    checks = [*preflight.describe_checks(inputs), f"checked {ray_line}"]
+    return planning.describe(resolved, raw=inputs.raw) + "\n\n" + "\n".join(checks)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from sweeper.status import render_status, status_table
     from trainables import results
 
+    if not args.stale_after > 0:
+        raise ConfigError(f"--stale-after: must be a positive number of seconds, got {args.stale_after}")
     directory = args.directory if "://" in args.directory else str(Path(args.directory).resolve())
-    if not results.exists(f"{directory}/sweep.yaml"):
+    if not results.exists(results.join(directory, "sweep.yaml")):
         raise ConfigError(f"{args.directory}: not an experiment directory (no sweep.yaml)")
     print(render_status(status_table(directory, args.stale_after), directory))
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    check_ray_options(args)
     from sweeper.demo import run_demo
 
     return run_demo(Path(args.config), Path(args.output), num_cpus=args.num_cpus, fresh=args.fresh)
@@ -93,6 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         return COMMANDS[args.command](args)
+    except KeyboardInterrupt:  # before Tune took over the signal (data preparation, start-up)
+        print("interrupted: nothing of this invocation is lost that --resume cannot redo", file=sys.stderr)
+        return INTERRUPTED
     except Exception as error:  # bad input of any layer: one clear line, exit 2
         if not _is_input_error(error):
             raise
@@ -103,7 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 # Exceptions that mean "bad input" (exit 2), by module: only modules already imported can have raised
 # them, so checking costs no import (a refused config must not wait for torch or Ray to load).
 INPUT_ERRORS = (("sweeper.config", "ConfigError"), ("sweeper.run", "ExperimentError"),
-                ("trainables.data", "DataError"), ("trainables.augment", "SynonymTableError"))
+                ("trainables.data", "DataError"), ("trainables.augment", "SynonymTableError"),
+                ("trainables.results", "StorageError"), ("trainables.results", "DamagedFile"),
+                ("analysis.load", "AnalysisInputError"))
 
 
 def _is_input_error(error: Exception) -> bool:

@@ -450,17 +450,31 @@ class Sweep(Strict):
 def load_config(path: str | Path) -> Sweep:
     """Read and validate a sweep file; ConfigError names file, line and field on any problem."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read the configuration ({getattr(err, 'strerror', None) or err})") \
-            from None
+    text = _read_text(path)
     root = _parsed(path, text)
     try:
         sweep = Sweep.model_validate(yaml.safe_load(text))
     except ValidationError as err:
         raise ConfigError(_explain(path, root, err)) from None
+    except yaml.YAMLError as err:  # composes, but does not construct (an unknown !tag)
+        raise ConfigError(_yaml_problem(path, err)) from None
     return _checked_against_data(path, root, _absolute_paths(sweep))
+
+
+def _read_text(path: Path) -> str:
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; give the sweep's YAML file (e.g. configs/pawsx.yaml)")
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the configuration ({err.strerror or err})") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        column = err.start - raw.rfind(b"\n", 0, err.start)
+        raise ConfigError(f"{path}:{line}: not UTF-8 (byte 0x{raw[err.start]:02x} at column {column}); "
+                          "save the file as UTF-8") from None
 
 
 def _parsed(path: Path, text: str) -> yaml.MappingNode:
@@ -482,13 +496,23 @@ def _parsed(path: Path, text: str) -> yaml.MappingNode:
     return root
 
 
+# Problems PyYAML notices only on the line after the fault (a key without its colon, a quote or
+# bracket never closed): the fault is where the construct it was reading began.
+_NOTICED_LATER = ("could not find expected ':'", "found unexpected end of stream", "expected ',' or '}'",
+                  "expected ',' or ']'")
+
+
 def _yaml_problem(path: Path, err: yaml.YAMLError) -> str:
     mark = getattr(err, "problem_mark", None)
     if mark is None:
         return f"{path}: not valid YAML: {err}"
     context_mark = getattr(err, "context_mark", None)
+    problem = err.problem or "invalid YAML"
+    if context_mark is not None and context_mark.line < mark.line and problem.startswith(_NOTICED_LATER):
+        return (f"{path}:{context_mark.line + 1}: not valid YAML: {problem} ({err.context} that starts here; "
+                f"noticed at line {mark.line + 1})")
     context = f" ({err.context} at line {context_mark.line + 1})" if err.context and context_mark else ""
-    return f"{path}:{mark.line + 1}: not valid YAML: {err.problem}{context}"
+    return f"{path}:{mark.line + 1}: not valid YAML: {problem}{context}"
 
 
 def _duplicate_key(node: yaml.Node, location: list) -> tuple[list, int, int] | None:
@@ -497,10 +521,11 @@ def _duplicate_key(node: yaml.Node, location: list) -> tuple[list, int, int] | N
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key, value in node.value:
-            if key.value in seen:
-                return [*location, key.value], seen[key.value], key.start_mark.line + 1
-            seen[key.value] = key.start_mark.line + 1
-            children.append(([*location, key.value], value))
+            name = key.value if isinstance(key, yaml.ScalarNode) else repr(key.value)
+            if name in seen:
+                return [*location, name], seen[name], key.start_mark.line + 1
+            seen[name] = key.start_mark.line + 1
+            children.append(([*location, name], value))
     elif isinstance(node, yaml.SequenceNode):
         children = [([*location, index], value) for index, value in enumerate(node.value)]
     for child_location, child in children:
@@ -510,12 +535,19 @@ def _duplicate_key(node: yaml.Node, location: list) -> tuple[list, int, int] | N
     return None
 
 
+SHOWN_PROBLEMS = 10  # a file that is not a sweep config at all (a JSON table passed by mistake) has thousands
+
+
 def _explain(path: Path, root: yaml.Node, err: ValidationError) -> str:
-    """One line per problem: file:line: field: message (allowed values where known)."""
-    lines = [f"{path}: invalid configuration ({err.error_count()} problem(s))"]
-    for problem in err.errors():
+    """One line per problem: file:line: field: message (allowed values where known); the first few only."""
+    count = err.error_count()
+    lines = [f"{path}: invalid configuration ({count} problem(s))"]
+    for problem in err.errors()[:SHOWN_PROBLEMS]:
         location = _location(problem)
         lines.append(f"  {path}:{_line_of(root, location)}: {_field_name(location)}: {_message(problem, location)}")
+    if count > SHOWN_PROBLEMS:
+        lines.append(f"  ... and {count - SHOWN_PROBLEMS} more; is {path.name} a sweep configuration? "
+                     "(see configs/ for examples)")
     return "\n".join(lines)
 
 
@@ -594,6 +626,13 @@ def _absolute(value: str | None) -> str | None:
     return str(Path(value).expanduser().resolve())
 
 
+def is_local_model(model: str) -> bool:
+    """A model given as a folder (which exists, or is written like a path) rather than a Hub id."""
+    if Path(model).expanduser().exists():
+        return True
+    return model.startswith(("/", "./", "../", "~", ".\\")) or model.count("/") > 1 or "\\" in model
+
+
 def _absolute_paths(sweep: Sweep) -> Sweep:
     from sweeper.plan import SYNTHETIC
 
@@ -604,24 +643,34 @@ def _absolute_paths(sweep: Sweep) -> Sweep:
     if methods.rs_da is not None and "://" not in methods.rs_da.synonyms and methods.rs_da.synonyms != SYNTHETIC:
         methods = methods.model_copy(update={"rs_da": methods.rs_da.model_copy(
             update={"synonyms": _absolute(methods.rs_da.synonyms)})})
+    model = _absolute(sweep.model) if is_local_model(sweep.model) else sweep.model  # trials run elsewhere
     return sweep.model_copy(update={"data": data, "methods": methods, "storage": _absolute(sweep.storage),
-                                    "cache_dir": _absolute(sweep.cache_dir)})
+                                    "cache_dir": _absolute(sweep.cache_dir), "model": model})
 
 
 @dataclass(frozen=True)
-class _Where:
-    """`file:line: field:` prefixes for refusals found after validation."""
+class Where:
+    """`file:line: field:` prefixes for refusals found after validation (e.g. against the machine)."""
 
-    path: Path
-    root: yaml.Node
+    path: Path | None
+    root: yaml.Node | None
+
+    @classmethod
+    def of(cls, path: str | Path | None) -> "Where":
+        """The locator of a config file already validated by `load_config` (None: fields without lines)."""
+        if path is None:
+            return cls(None, None)
+        return cls(Path(path), yaml.compose(Path(path).read_text(), Loader=yaml.SafeLoader))
 
     def __call__(self, field: str) -> str:
+        if field.startswith("--") or self.path is None:  # a command-line option, or no file
+            return f"{field}:"
         return f"{self.path}:{_line_of(self.root, field.split('.'))}: {field}:"
 
 
 def _checked_against_data(path: Path, root: yaml.Node, sweep: Sweep) -> Sweep:
     """Refuse languages the data does not have and local files that do not exist, before Ray starts."""
-    where = _Where(path, root)
+    where = Where(path, root)
     _check_local_data(sweep, where)
     _check_synthetic_references(sweep, where)
     _check_synonyms_file(sweep, where)
@@ -629,7 +678,7 @@ def _checked_against_data(path: Path, root: yaml.Node, sweep: Sweep) -> Sweep:
     return sweep
 
 
-def _check_local_data(sweep: Sweep, where: _Where) -> None:
+def _check_local_data(sweep: Sweep, where: Where) -> None:
     if sweep.data.source not in ("local_hub", "tsv"):
         return
     directory = Path(sweep.data.path)
@@ -638,7 +687,7 @@ def _check_local_data(sweep: Sweep, where: _Where) -> None:
         raise ConfigError(f"{where('data.path')} {problem}: {directory}")
 
 
-def _check_synthetic_references(sweep: Sweep, where: _Where) -> None:
+def _check_synthetic_references(sweep: Sweep, where: Where) -> None:
     from sweeper.plan import SYNTHETIC
 
     references = {"model": sweep.model == SYNTHETIC,
@@ -649,7 +698,7 @@ def _check_synthetic_references(sweep: Sweep, where: _Where) -> None:
                               f"data.source 'synthetic' (got {sweep.data.source!r})")
 
 
-def _check_synonyms_file(sweep: Sweep, where: _Where) -> None:
+def _check_synonyms_file(sweep: Sweep, where: Where) -> None:
     from sweeper.plan import SYNTHETIC
 
     rs_da = sweep.methods.rs_da
@@ -658,7 +707,7 @@ def _check_synonyms_file(sweep: Sweep, where: _Where) -> None:
         raise ConfigError(f"{where('methods.rs_da.synonyms')} file not found: {rs_da.synonyms}")
 
 
-def _check_languages(sweep: Sweep, where: _Where) -> None:
+def _check_languages(sweep: Sweep, where: Where) -> None:
     from sweeper.plan import data_languages
     from trainables.data import DataError
 
@@ -677,4 +726,14 @@ def _check_languages(sweep: Sweep, where: _Where) -> None:
 
 def dump_config(sweep: Sweep) -> str:
     return yaml.safe_dump(sweep.model_dump(mode="json"), sort_keys=False)
+
+
+# Settings that say how or where to run, not what: a resumed experiment may change them (more CPUs per
+# trial, a cluster instead of a laptop) without mixing two experiments in one folder.
+RUN_ONLY = ("resources", "max_failures", "reuse_actors", "checkpoints_to_keep", "cache_dir", "storage", "estimate")
+
+
+def experiment_identity(sweep: Sweep) -> str:
+    """The configuration without RUN_ONLY settings: what `--resume` holds equal."""
+    return yaml.safe_dump(sweep.model_dump(mode="json", exclude=set(RUN_ONLY)), sort_keys=False)
 

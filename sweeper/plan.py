@@ -227,9 +227,12 @@ class Sizes:
     test: int  # per language (pair)
 
 
-def data_sizes(resolved: Resolved) -> Sizes:
+def data_sizes(resolved: Resolved, raw: Any = None) -> Sizes:
+    """Pairs per split: counted in `raw` (the data the checks read), else from the Hub or preset sizes."""
     sweep = resolved.sweep
     task = get_task(sweep.task)
+    if raw is not None:
+        return Sizes(len(raw.train), len(raw.dev), len(raw.test[resolved.languages[0]]))
     if sweep.data.source == "hub":
         return Sizes(**task.hub_sizes)
     if sweep.data.source == SYNTHETIC:
@@ -271,12 +274,12 @@ def _expected_value(dist: Any) -> float:
     return (low + high) / 2
 
 
-def describe(resolved: Resolved) -> str:
+def describe(resolved: Resolved, raw: Any = None) -> str:
     """The --dry-run plan: trials per method and configuration, seeds, totals, device-hours."""
     from trainables.prepare import evaluation_pairs
 
     sweep = resolved.sweep
-    sizes = data_sizes(resolved)
+    sizes = data_sizes(resolved, raw)
     test_sets = len(evaluation_pairs(resolved.languages, sweep.generalized))
     first = first_stage(sweep)
     seeds = stage_seeds(sweep, first)

@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Mapping, Sequence, TextIO
 
 import yaml
 from ray import tune
 
+from sweeper import cluster, preflight
 from sweeper import plan as planning
 from sweeper import recovery
-from sweeper.config import SEARCHABLE, Sweep, dump_config
+from sweeper.config import SEARCHABLE, Sweep, Where, dump_config, experiment_identity
 from sweeper.status import cells_on_storage
+from sweeper.status import read_plan as read_plan_file
 from trainables import results
 from trainables.spec import TrialSpec
 
@@ -39,10 +43,19 @@ class ExperimentError(RuntimeError):
 class RunOptions:
     experiment_dir: str
     resume: bool = False
-    address: str | None = None  # None: start an embedded local Ray
+    address: str | None = None  # None: start an embedded local Ray of our own
     num_cpus: int | None = None
     num_gpus: float | None = None
     out: TextIO = sys.stdout
+    config_path: str | Path | None = None  # for file:line in refusals found after loading
+    output_given: bool = False  # the folder came from --output (named so in refusals), not from storage
+    placement_timeout: float | None = None  # None: 60 s embedded, 900 s on a cluster
+
+    @property
+    def placement_seconds(self) -> float:
+        if self.placement_timeout is not None:
+            return self.placement_timeout
+        return cluster.EMBEDDED_PLACEMENT_TIMEOUT_S if self.address is None else cluster.CLUSTER_PLACEMENT_TIMEOUT_S
 
 
 # ------------------------------------------------------------------------ experiment files
@@ -54,29 +67,63 @@ def _read_text(uri: str) -> str:
     return results.read_bytes(uri).decode()
 
 
-def same_configuration(stored_text: str, sweep: Sweep) -> bool:
-    """Compared through today's models, so that a setting added since (at its default) is no change."""
+def stored_configuration(stored_text: str) -> Sweep | None:
+    """The experiment's sweep.yaml through today's models; None when it does not read as one."""
     try:
-        stored = Sweep.model_validate(yaml.safe_load(stored_text))
+        return Sweep.model_validate(yaml.safe_load(stored_text))
     except (yaml.YAMLError, ValueError):  # pydantic's ValidationError is a ValueError
-        return False
-    return dump_config(stored) == dump_config(sweep)
+        return None
 
 
-def claim_experiment_dir(sweep: Sweep, experiment_dir: str, resume: bool) -> None:
-    """Refuse to mix two experiments in one directory; refuse --resume with a changed config."""
-    stored = f"{experiment_dir}/sweep.yaml"
+def same_configuration(stored_text: str, sweep: Sweep) -> bool:
+    """Compared through today's models, so that a setting added since (at its default) is no change;
+    settings that only say how to run (config.RUN_ONLY: resources, ...) may change."""
+    stored = stored_configuration(stored_text)
+    return stored is not None and experiment_identity(stored) == experiment_identity(sweep)
+
+
+def check_experiment_dir(sweep: Sweep, experiment_dir: str, resume: bool) -> None:
+    """Refuse to mix two experiments in one directory, or --resume with a changed config; writes nothing."""
+    stored = results.join(experiment_dir, "sweep.yaml")
     if not results.exists(stored):
         if resume:
             raise ExperimentError(f"{experiment_dir}: nothing to resume (no sweep.yaml); run without --resume")
-        results.write_bytes(stored, dump_config(sweep).encode())
+        found = folder_entries(experiment_dir)
+        if found:
+            listing = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+            raise ExperimentError(f"{experiment_dir}: not empty and not an experiment (no sweep.yaml; holds "
+                                  f"{listing}); an experiment needs a folder of its own: choose another --output")
         return
     if not resume:
         raise ExperimentError(f"{experiment_dir}: an experiment already exists here; "
                               "pass --resume to continue it or choose another --output")
-    if not same_configuration(_read_text(stored), sweep):
-        raise ExperimentError(f"{experiment_dir}/sweep.yaml differs from the configuration given: resuming would "
+    text = _read_text(stored)
+    if stored_configuration(text) is None:
+        raise ExperimentError(f"{stored}: damaged (does not read as a sweep configuration); resuming needs it: "
+                              "restore it from your config file (a copy of what was run) or choose another --output")
+    if not same_configuration(text, sweep):
+        raise ExperimentError(f"{stored} differs from the configuration given: resuming would "
                               "mix two experiments; run the changed configuration with another --output")
+
+
+def folder_entries(location: str) -> list[str]:
+    """Names directly inside a folder (none when it does not exist); a file there counts as itself."""
+    fs, path = results.filesystem(location)
+    info = fs.get_file_info(path)
+    if info.type == results.pafs.FileType.File:
+        raise ExperimentError(f"{location}: is a file; the experiment needs a folder")
+    selector = results.pafs.FileSelector(path, allow_not_found=True)
+    return sorted(entry.base_name for entry in fs.get_file_info(selector))
+
+
+def claim_experiment_dir(sweep: Sweep, experiment_dir: str, resume: bool) -> bool:
+    """Write sweep.yaml into a new experiment folder (after every check); True when this call created it."""
+    check_experiment_dir(sweep, experiment_dir, resume)
+    if resume:
+        return False
+    created = not results.exists(experiment_dir)
+    results.write_bytes(results.join(experiment_dir, "sweep.yaml"), dump_config(sweep).encode())
+    return created
 
 
 def write_experiment_json(resolved: planning.Resolved) -> None:
@@ -86,12 +133,12 @@ def write_experiment_json(resolved: planning.Resolved) -> None:
                "protocol": sweep.selection.protocol, "model": resolved.model}
     if resolved.language_distances is not None:
         payload.update(language_distances=dict(resolved.language_distances), distance_name=resolved.distance_name)
-    _write_json(f"{resolved.experiment_dir}/experiment.json", payload)
+    _write_json(results.join(resolved.experiment_dir, "experiment.json"), payload)
 
 
 def read_plan(experiment_dir: str) -> dict[str, Any]:
-    uri = f"{experiment_dir}/plan.json"
-    return json.loads(_read_text(uri)) if results.exists(uri) else {"cells": [], "optuna": []}
+    """plan.json; a damaged one counts as empty (add_to_plan writes it again from the configuration)."""
+    return read_plan_file(experiment_dir)[0]
 
 
 def add_to_plan(experiment_dir: str, experiment: str, cells: Sequence[planning.Cell] = (),
@@ -102,29 +149,22 @@ def add_to_plan(experiment_dir: str, experiment: str, cells: Sequence[planning.C
     current["cells"] += [c.as_plan_row() for c in cells if (c.config_id, c.seed, c.stage) not in known]
     current["optuna"] += [o for o in optuna if o not in current["optuna"]]
     current["experiment"] = experiment
-    _write_json(f"{experiment_dir}/plan.json", current)
+    _write_json(results.join(experiment_dir, "plan.json"), current)
 
 
 # ------------------------------------------------------------------------------- data, once
-def prepare_data_once(resolved: planning.Resolved, cells: Sequence[planning.Cell], out: TextIO) -> planning.Resolved:
-    """Read and fingerprint the data once, and tokenize every variant the cells need, before any trial starts.
+def prepare_data_once(resolved: planning.Resolved, cells: Sequence[planning.Cell], out: TextIO,
+                      inputs: preflight.Inputs) -> planning.Resolved:
+    """Fingerprint the data read by the checks, and tokenize every variant the cells need, before any trial starts.
 
     Trials get the fingerprints in their config and only memory-map the cache entries built here.
     """
-    from transformers import AutoTokenizer
-
-    from trainables.data import DataSource, load_task_data
     from trainables.prepare import fingerprints_of
-    from trainables.tasks import get_task
-    from trainables.trial import prepare_for, quiet_libraries
+    from trainables.trial import prepare_for
 
-    quiet_libraries()
     started = time.perf_counter()
-    data = resolved.data
-    source = DataSource(data["kind"], data["path"], data.get("revision"), data.get("allow_empty", False))
-    raw = load_task_data(get_task(resolved.sweep.task), source, resolved.languages)
+    raw, tokenizer = inputs.raw, inputs.tokenizer
     resolved = replace(resolved, fingerprints=fingerprints_of(raw))
-    tokenizer = AutoTokenizer.from_pretrained(resolved.model)
     variants = data_variants(cells, resolved.fingerprints)
     for number, (spec, method) in enumerate(variants, start=1):
         prepared = prepare_for(spec, tokenizer, method, raw=raw)
@@ -151,24 +191,7 @@ def data_variants(cells: Sequence[planning.Cell], fingerprints: Mapping[str, str
     return list(variants.values())
 
 
-# ------------------------------------------------------------------------------------ ray
-def start_ray(options: RunOptions) -> bool:
-    """Connect to a cluster, or start an embedded local Ray bound to loopback; True if we started it."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    if options.address:
-        ray.init(address=options.address, log_to_driver=False)
-        return False
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # a local Ray listens on 127.0.0.1 only
-    # Trials share the machine's cores: OpenMP threads that spin while waiting slowed a 2-thread
-    # training step from 6 ms to 150+ ms under contention (BENCHMARKS.md, bench_loop).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    ray.init(num_cpus=options.num_cpus, num_gpus=options.num_gpus, include_dashboard=False, log_to_driver=False)
-    return True
-
-
+# ------------------------------------------------------------------------------------ trials
 def trial_fields(config: Mapping[str, Any]) -> dict[str, Any]:
     """A Tune trial's config as the trainable reads it: the cell's fields merged into the common config."""
     trial = {k: v for k, v in config.items() if k != "cell"}
@@ -266,15 +289,30 @@ def _clock(seconds: float) -> str:
 
 
 # ----------------------------------------------------------------------------------- tuner
-def _run_config(resolved: planning.Resolved, name: str, total: int, out: TextIO, scheduler: Any) -> Any:
+@dataclass(frozen=True)
+class Driver:
+    """What every stage of one invocation shares: where to print and how long trials may wait for a place."""
+
+    out: TextIO
+    placement_timeout: float
+    resume: bool
+
+
+def _callbacks(resolved: planning.Resolved, name: str, total: int, driver: Driver, scheduler: Any) -> list[Any]:
     sweep = resolved.sweep
-    progress = ProgressLine(f"{sweep.experiment} {name}", total, out)
+    progress = ProgressLine(f"{sweep.experiment} {name}", total, driver.out)
+    watch = cluster.PlacementWatch(driver.placement_timeout, cluster.trial_request(sweep.resources))
+    return [progress, watch] if scheduler is None else [progress, watch, EarlyStops()]
+
+
+def _run_config(resolved: planning.Resolved, name: str, total: int, driver: Driver, scheduler: Any) -> Any:
+    sweep = resolved.sweep
     return tune.RunConfig(
         name=name,
         storage_path=resolved.experiment_dir,
         failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=sweep.checkpoints_to_keep),
-        callbacks=[progress] if scheduler is None else [progress, EarlyStops()],
+        callbacks=_callbacks(resolved, name, total, driver, scheduler),
         verbose=0,
     )
 
@@ -288,8 +326,14 @@ def _common(resolved: planning.Resolved, stage: str) -> dict[str, Any]:
     return planning.trial_config(resolved, "baseline", {}, resolved.sweep.training.model_dump(), 0, stage)
 
 
-def restore_tuner(path: str, sweep: Sweep, out: TextIO) -> Any:
-    """`Tuner.restore` after giving every unfinished trial the checkpoint Tune's state expects."""
+def restore_tuner(path: str, resolved: planning.Resolved, name: str, total: int, driver: Driver,
+                  scheduler: Any) -> Any:
+    """`Tuner.restore` after giving every unfinished trial the checkpoint Tune's state expects.
+
+    Tune restores the callbacks pickled with the first run (its clock, its placement timeout); this
+    invocation's own replace them where Tune's run config can be reached.
+    """
+    sweep, out = resolved.sweep, driver.out
     try:
         repairs = recovery.repair_missing_checkpoints(path)
     except Exception as error:  # it reads Tune's private state format: never let it block a resume
@@ -298,23 +342,27 @@ def restore_tuner(path: str, sweep: Sweep, out: TextIO) -> Any:
         repairs = []
     for repair in repairs:
         print(f"[{sweep.experiment}] {recovery.describe(repair)}", file=out)
-    return tune.Tuner.restore(path, trainable=_trainable(sweep), resume_errored=True)
+    tuner = tune.Tuner.restore(path, trainable=_trainable(sweep), resume_errored=True)
+    run_config = getattr(getattr(tuner, "_local_tuner", None), "get_run_config", lambda: None)()
+    if run_config is not None:
+        run_config.callbacks = _callbacks(resolved, name, total, driver, scheduler)
+    return tuner
 
 
-def run_grid(resolved: planning.Resolved, name: str, cells: Sequence[planning.Cell], resume: bool,
-             out: TextIO, scheduler: Any = None) -> Any:
+def run_grid(resolved: planning.Resolved, name: str, cells: Sequence[planning.Cell], driver: Driver,
+             scheduler: Any = None) -> Any:
     cell_fields = ("method", "method_options", "training", "seed", "stage")
     space = {**_common(resolved, cells[0].stage),
              "cell": tune.grid_search([{k: c.trial[k] for k in cell_fields} for c in cells])}
-    path = f"{resolved.experiment_dir}/{name}"
-    if resume and tune.Tuner.can_restore(path):
-        tuner = restore_tuner(path, resolved.sweep, out)
+    path = results.join(resolved.experiment_dir, name)
+    if driver.resume and tune.Tuner.can_restore(path):
+        tuner = restore_tuner(path, resolved, name, len(cells), driver, scheduler)
     else:
         tuner = tune.Tuner(
             _trainable(resolved.sweep), param_space=space,
             tune_config=tune.TuneConfig(scheduler=scheduler, reuse_actors=resolved.sweep.reuse_actors,
                                         trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
-            run_config=_run_config(resolved, name, len(cells), out, scheduler),
+            run_config=_run_config(resolved, name, len(cells), driver, scheduler),
         )
     return tuner.fit()
 
@@ -334,8 +382,8 @@ def _distribution(dist: Any) -> Any:
     return tune.choice(list(dist.choice))
 
 
-def run_optuna(resolved: planning.Resolved, method: str, stage: str, seeds: Sequence[int], resume: bool,
-               out: TextIO, scheduler: Any = None) -> Any:
+def run_optuna(resolved: planning.Resolved, method: str, stage: str, seeds: Sequence[int], driver: Driver,
+               scheduler: Any = None) -> Any:
     """Optuna over the declared space for one method; each sampled configuration runs all `seeds`."""
     from optuna.samplers import TPESampler
     from ray.tune.search import Repeater
@@ -353,9 +401,10 @@ def run_optuna(resolved: planning.Resolved, method: str, stage: str, seeds: Sequ
             options[key] = _distribution(dist)
     space = {**planning.trial_config(resolved, method, options, training, 0, stage), "__seeds__": list(seeds)}
     name = f"tune-{stage}-{method}"
-    path = f"{resolved.experiment_dir}/{name}"
-    if resume and tune.Tuner.can_restore(path):
-        return restore_tuner(path, sweep, out).fit()
+    path = results.join(resolved.experiment_dir, name)
+    total = sweep.search.num_samples * len(seeds)
+    if driver.resume and tune.Tuner.can_restore(path):
+        return restore_tuner(path, resolved, name, total, driver, scheduler).fit()
     searcher = OptunaSearch(sampler=TPESampler(seed=sweep.search.seed), metric=METRIC, mode="max")
     tuner = tune.Tuner(
         _trainable(sweep), param_space=space,
@@ -363,7 +412,7 @@ def run_optuna(resolved: planning.Resolved, method: str, stage: str, seeds: Sequ
                                     scheduler=scheduler, num_samples=sweep.search.num_samples * len(seeds),
                                     reuse_actors=sweep.reuse_actors, trial_name_creator=_trial_name,
                                     trial_dirname_creator=_trial_name),
-        run_config=_run_config(resolved, name, sweep.search.num_samples * len(seeds), out, scheduler),
+        run_config=_run_config(resolved, name, total, driver, scheduler),
     )
     return tuner.fit()
 
@@ -390,12 +439,13 @@ def _files_named(uri: str, name: str) -> list[tuple[Any, str]]:
 
 
 def finished_cells(experiment_dir: str) -> Any:
-    """The English dev row of every finished cell (from the cells' own files)."""
+    """The English dev row of every finished cell (from the cells' own files; damaged ones are not finished)."""
     import pandas as pd
     import pyarrow.parquet as pq
 
     tables = [pq.read_table(path, filesystem=fs).to_pandas()
-              for fs, path in _files_named(f"{experiment_dir}/results", results.METRICS)]
+              for fs, path in _files_named(results.join(experiment_dir, "results"), results.METRICS)
+              if results.parquet_problem(path, fs, path) is None]
     if not tables:
         return pd.DataFrame(columns=results.METRICS_SCHEMA.names)
     frame = pd.concat(tables, ignore_index=True)
@@ -407,7 +457,8 @@ def select_configurations(experiment_dir: str, stage: str = "search") -> dict[st
     dev = finished_cells(experiment_dir)
     trained_in = training_stages(experiment_dir)
     dev = dev[[trained_in.get((c, s)) == stage for c, s in zip(dev.config_id, dev.seed)]]
-    stopped = {results.cell_key(path)[0] for _, path in _files_named(f"{experiment_dir}/results", results.STOPPED)}
+    stopped = {results.cell_key(path)[0]
+               for _, path in _files_named(results.join(experiment_dir, "results"), results.STOPPED)}
     return best_configurations(dev, stopped)
 
 
@@ -435,15 +486,18 @@ def best_configurations(dev: Any, stopped: set[str]) -> dict[str, str]:
 
 def chosen_configuration(experiment_dir: str, config_id: str) -> tuple[str, dict, dict]:
     """(method, options, training) of a finished configuration, from one of its cells' trial.json."""
-    for fs, path in _files_named(f"{experiment_dir}/results/{config_id}", results.TRIAL_INFO):
+    for fs, path in _files_named(results.join(experiment_dir, "results", config_id), results.TRIAL_INFO):
         with fs.open_input_stream(path) as stream:
-            spec = json.loads(stream.read())["spec"]
-        return spec["method"], spec["method_options"], spec["training"]
-    raise ExperimentError(f"{experiment_dir}: no trial.json for configuration {config_id}")
+            try:
+                spec = json.loads(stream.read())["spec"]
+                return spec["method"], spec["method_options"], spec["training"]
+            except (ValueError, KeyError, TypeError):  # a damaged copy: another seed's will do
+                continue
+    raise ExperimentError(f"{experiment_dir}: no readable trial.json for configuration {config_id}")
 
 
 # ---------------------------------------------------------------------------------- stages
-def run_stage(resolved: planning.Resolved, stage: str, resume: bool, out: TextIO) -> None:
+def run_stage(resolved: planning.Resolved, stage: str, driver: Driver) -> None:
     sweep = resolved.sweep
     seeds = planning.stage_seeds(sweep, stage)
     scheduler = _asha(sweep) if stage == "search" else None
@@ -451,7 +505,7 @@ def run_stage(resolved: planning.Resolved, stage: str, resume: bool, out: TextIO
         for method in sweep.methods.enabled():
             add_to_plan(resolved.experiment_dir, sweep.experiment, optuna=[
                 {"method": method, "stage": stage, "configurations": sweep.search.num_samples, "seeds": seeds}])
-            ended(run_optuna(resolved, method, stage, seeds, resume, out, scheduler), f"{stage} of {method}")
+            ended(run_optuna(resolved, method, stage, seeds, driver, scheduler), f"{stage} of {method}")
         return
     if stage == "final":
         chosen = select_configurations(resolved.experiment_dir, "search")
@@ -460,7 +514,7 @@ def run_stage(resolved: planning.Resolved, stage: str, resume: bool, out: TextIO
         configs = None
     cells = _seed_major(planning.grid_cells(resolved, stage, seeds, configs))
     add_to_plan(resolved.experiment_dir, sweep.experiment, cells)
-    ended(run_grid(resolved, f"tune-{stage}", cells, resume, out, scheduler), stage)
+    ended(run_grid(resolved, f"tune-{stage}", cells, driver, scheduler), stage)
 
 
 class Interrupted(Exception):
@@ -474,9 +528,16 @@ def ended(grid: Any, stage: str) -> None:
     only a finished trial's carries `finished`.
     """
     unfinished = [r for r in grid if r.error is None and "finished" not in (r.metrics or {})
-                  and not (r.config and results.read_stopped(cell_of(r.config)))]  # no config: never started
+                  and not (r.config and _stopped(cell_of(r.config)))]  # no config: never started
     if unfinished:
         raise Interrupted(f"the {stage} stage was interrupted with {len(unfinished)} trial(s) unfinished")
+
+
+def _stopped(directory: str) -> bool:
+    try:
+        return results.read_stopped(directory) is not None
+    except results.DamagedFile:
+        return False
 
 
 def _seed_major(cells: list[planning.Cell]) -> list[planning.Cell]:
@@ -488,8 +549,7 @@ def missing_cells(experiment_dir: str) -> list[dict[str, Any]]:
     """Planned cells with neither results nor ASHA's stop."""
     plan = read_plan(experiment_dir)
     directories = [results.cell_dir(experiment_dir, c["config_id"], c["seed"]) for c in plan["cells"]]
-    return [c for c, d in zip(plan["cells"], directories)
-            if not results.is_complete(d) and results.read_stopped(d) is None]
+    return [c for c, d in zip(plan["cells"], directories) if not results.is_complete(d) and not _stopped(d)]
 
 
 def cells_to_prepare(resolved: planning.Resolved) -> list[planning.Cell]:
@@ -503,32 +563,59 @@ def cells_to_prepare(resolved: planning.Resolved) -> list[planning.Cell]:
 
 def run_sweep(sweep: Sweep, options: RunOptions) -> int:
     """The whole experiment; returns 0 when every planned cell is done (or stopped by ASHA), 1 when some
-    are not, INTERRUPTED (130, the shell's code for Ctrl+C) when a signal ended it."""
-    out = options.out
-    claim_experiment_dir(sweep, options.experiment_dir, options.resume)
+    are not, INTERRUPTED (130, the shell's code for Ctrl+C) when a signal ended it.
+
+    Every input is checked, and Ray started or joined, before the experiment folder is written: a
+    refusal leaves the disk as it was, and the same command runs once the input is fixed.
+    """
+    out, where = options.out, Where.of(options.config_path)
+    located = preflight.check_locations(sweep, options.experiment_dir, where, options.output_given)
+    check_experiment_dir(sweep, options.experiment_dir, options.resume)
     resolved = planning.resolve(sweep, options.experiment_dir)
-    write_experiment_json(resolved)
-    resolved = prepare_data_once(resolved, cells_to_prepare(resolved), out)
+    inputs = preflight.check_inputs(resolved, where, [located])
+    embedded = options.address is None
+    if embedded and not cluster.attached():
+        cluster.check_embedded(sweep, options.num_cpus, options.num_gpus, where)
     # trials checkpoint at every evaluation; Tune warns about its own snapshot rate at every one of them
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    started_ray = start_ray(options)
+    session = cluster.start(options.address, options.num_cpus, options.num_gpus, out)
+    created = False
     try:
+        cluster.check_placeable(sweep, where, embedded=embedded, out=out)
+        if options.address is not None:
+            prefix = where("--output" if options.output_given else "storage")
+            count = cluster.check_storage_seen_by_every_node(options.experiment_dir, prefix)
+            print(f"storage {options.experiment_dir}: seen by all {count} node(s)", file=out, flush=True)
+        created = claim_experiment_dir(sweep, options.experiment_dir, options.resume)
+        write_experiment_json(resolved)
+        resolved = prepare_data_once(resolved, cells_to_prepare(resolved), out, inputs)
+        driver = Driver(out, options.placement_seconds, options.resume)
         stages = ["search", "final"] if sweep.selection.protocol == "two_stage" else ["grid"]
         for stage in stages:
-            run_stage(resolved, stage, options.resume, out)
+            run_stage(resolved, stage, driver)
     except Interrupted as interruption:
         print(f"{interruption}; its state is saved: continue with `python -m sweeper run CONFIG --output "
               f"{options.experiment_dir} --resume`", file=out)
         return INTERRUPTED
+    except cluster.PlacementTimeout as timeout:
+        raise ExperimentError(f"{where('resources')} {timeout}; {_after_placement_timeout(options, created)}") \
+            from None
     finally:
-        if started_ray:
-            import ray
-
-            ray.shutdown()
+        session.close()
     missing = missing_cells(options.experiment_dir)
     if missing:
         print(f"{len(missing)} planned cell(s) did not finish; see `python -m sweeper status "
               f"{options.experiment_dir}` and rerun with --resume", file=out)
         return 1
-    print(f"all cells done: results in {options.experiment_dir}/results", file=out)
+    print(f"all cells done: results in {results.join(options.experiment_dir, 'results')}", file=out)
     return 0
+
+
+def _after_placement_timeout(options: RunOptions, created: bool) -> str:
+    """Undo a claim that produced nothing: the folder this invocation created, while no trial ever started."""
+    started = results.exists(results.join(options.experiment_dir, "results"))
+    if created and not started and "://" not in options.experiment_dir:
+        shutil.rmtree(options.experiment_dir)
+        return f"no trial started, so {options.experiment_dir} (created by this run) was removed: fix and run again"
+    return (f"nothing is lost: fix resources (or the cluster) and continue with `python -m sweeper run CONFIG "
+            f"--output {options.experiment_dir} --resume`")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pandas as pd
 import psutil
@@ -122,3 +123,27 @@ def all_metrics(experiment_dir: Path) -> pd.DataFrame:
               if (d / "metrics.parquet").exists()]
     frame = pd.concat(frames, ignore_index=True).drop(columns="experiment")
     return frame.sort_values(["config_id", "seed", "split", "lang1", "lang2"]).reset_index(drop=True)
+
+
+@contextlib.contextmanager
+def ray_cluster(num_cpus: int = 1, **head_args: Any) -> Iterator[Any]:
+    """A second Ray cluster on loopback (`ray.cluster_utils.Cluster`), shut down afterwards.
+
+    Its head records itself in Ray's ray_current_cluster file, which a plain `ray.init()` would
+    later follow to a dead address; the file is put back as it was.
+    """
+    from ray._common.utils import get_ray_address_file
+    from ray.cluster_utils import Cluster
+
+    current = Path(get_ray_address_file(None))
+    before = current.read_bytes() if current.exists() else None
+    cluster = Cluster(initialize_head=True,
+                      head_node_args={"num_cpus": num_cpus, "include_dashboard": False, **head_args})
+    try:
+        yield cluster
+    finally:
+        cluster.shutdown()
+        if before is not None:
+            current.write_bytes(before)
+        elif current.exists() and current.read_text().strip() == cluster.address:
+            current.unlink()

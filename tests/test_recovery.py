@@ -56,7 +56,11 @@ def test_a_failing_checkpoint_check_warns_and_still_restores(tiny_world, monkeyp
 
     monkeypatch.setattr(recovery, "repair_missing_checkpoints", unreadable)
     monkeypatch.setattr(run.tune.Tuner, "restore", classmethod(lambda cls, path, **kw: ("restored", path)))
+    from sweeper import plan as planning
+
     sweep = load_config(write_config(tmp_path / "sweep.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache"))
     out = io.StringIO()
-    assert run.restore_tuner(str(tmp_path), sweep, out) == ("restored", str(tmp_path))
+    resolved = planning.resolve(sweep, str(tmp_path))
+    driver = run.Driver(out, placement_timeout=60.0, resume=True)
+    assert run.restore_tuner(str(tmp_path), resolved, "tune-grid", 6, driver, None) == ("restored", str(tmp_path))
     assert "warning: could not check" in out.getvalue() and "KeyError" in out.getvalue()

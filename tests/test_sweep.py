@@ -14,6 +14,7 @@ import ray
 
 from sweep_helpers import (
     all_metrics,
+    ray_cluster,
     cells,
     descendants,
     done,
@@ -202,8 +203,6 @@ def test_resume_refuses_a_changed_configuration(tiny_world, reference, tmp_path)
 
 
 def test_removing_a_worker_node_mid_sweep_still_completes(tiny_world, tmp_path):
-    from ray.cluster_utils import Cluster
-
     # trials twice as long as elsewhere, so that the worker's trial cannot finish between the moment
     # it is seen early in training and the node's removal (a race seen once under load)
     training = {"epochs": 80, "learning_rate": 1e-3, "per_device_batch_size": 8, "gradient_accumulation": 1,
@@ -211,22 +210,22 @@ def test_removing_a_worker_node_mid_sweep_still_completes(tiny_world, tmp_path):
     config = write_config(tmp_path / "sweep.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache",
                           training=training)
     out, log = tmp_path / "runs" / "exp", tmp_path / "driver.log"
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     proc = None
-    try:
-        worker = cluster.add_node(num_cpus=1)
-        cluster.wait_for_nodes()
-        proc = start_driver(["run", str(config), "--output", str(out), "--address", cluster.address], log)
-        # one CPU per node: two trials running at once means one of them runs on the worker node
-        wait_for(lambda: sum(s["state"] == "running" and 0.05 < s.get("progress", 0) < 0.5
-                             for s in statuses(out).values()) == 2,
-                 timeout=240, what="two trials running, one per node", proc=proc, log=log)
-        cluster.remove_node(worker, allow_graceful=False)
-        assert proc.wait(timeout=400) == 0, log.read_text()[-3000:]
-    finally:
-        if proc is not None:
-            stop_tree(proc.pid)
-        cluster.shutdown()
+    with ray_cluster(num_cpus=1) as cluster:
+        try:
+            worker = cluster.add_node(num_cpus=1)
+            cluster.wait_for_nodes()
+            proc = start_driver(["run", str(config), "--output", str(out), "--address", cluster.address], log)
+            # one CPU per node: two trials running at once means one of them runs on the worker node
+            wait_for(lambda: sum(s["state"] == "running" and 0.05 < s.get("progress", 0) < 0.5
+                                 for s in statuses(out).values()) == 2,
+                     timeout=240, what="two trials running, one per node", proc=proc, log=log)
+            cluster.remove_node(worker, allow_graceful=False)
+            assert proc.wait(timeout=400) == 0, log.read_text()[-3000:]
+        finally:
+            if proc is not None:
+                stop_tree(proc.pid)
+    assert "seen by all 2 node(s)" in log.read_text()  # the storage probe ran on both nodes
     assert len(done(out)) == 6
     assert any(s["attempt"] == 2 for s in statuses(out).values())  # the trial on the removed node ran again
 
@@ -238,7 +237,7 @@ def test_quarter_gpu_trials_run_four_at_a_time(tiny_world, tmp_path):
     config = write_config(tmp_path / "sweep.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache",
                           seeds=4, resources={"cpu": 0.5, "gpu": 0.25})
     out = tmp_path / "runs" / "exp"
-    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
     try:
         assert run_sweep(load_config(config), RunOptions(str(out), out=open(os.devnull, "w"))) == 0
     finally:

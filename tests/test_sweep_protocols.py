@@ -22,7 +22,7 @@ FAST = {"epochs": 3, "learning_rate": 1e-3, "per_device_batch_size": 8, "gradien
 @pytest.fixture(scope="module")
 def local_ray():
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 

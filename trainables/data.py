@@ -39,7 +39,8 @@ CANONICAL_FEATURES = datasets.Features(
 SPLITS = ("train", "dev", "test")
 # Configs of Hub repos that are not one language (facebook/xnli has "all_languages").
 NON_LANGUAGE_CONFIGS = frozenset({"default", "all_languages"})
-ALLOW_EMPTY_HINT = "pass DataSource(..., allow_empty=True) to keep rows with empty text"
+ALLOW_EMPTY_HINT = ("set `data.allow_empty: true` in the sweep config to keep rows with empty text; "
+                    "DataSource(..., allow_empty=True) in Python")
 OFFLINE_HINT = "offline? set HF_HUB_OFFLINE=0 or use a local copy"
 FINGERPRINT_VERSION = b"robust-xlt canonical pairs v1\n"
 
@@ -410,14 +411,36 @@ def _local_hub_load(task: Task, source: DataSource, split: str, language: str) -
     directory = str(_existing_directory(source))
     _check_language(language, _local_hub_available_languages(task, source), directory)
     hub_split = task.hub_split_names[split]
-    splits = datasets.get_dataset_split_names(directory, language)
+    try:
+        splits = datasets.get_dataset_split_names(directory, language)
+    except Exception as error:  # datasets raises many types for a damaged local folder
+        raise DataError(f"{directory} config {language}: cannot list its splits: {error}") from error
     if hub_split not in splits:
         raise DataError(
             f"{directory} config {language} has no {hub_split!r} split (our {split!r}); "
             f"available: {', '.join(splits)}"
         )
-    dataset = _load_hub_dataset(directory, language, hub_split, None, hint=None, cache_dir=_local_cache_dir(directory))
+    try:
+        dataset = _load_hub_dataset(directory, language, hub_split, None, hint=None,
+                                    cache_dir=_local_cache_dir(directory))
+    except DataError:
+        damaged = _first_damaged_parquet(Path(directory))
+        if damaged is None:
+            raise
+        raise DataError(f"{damaged[0]}: {damaged[1]} (config {language}, split {hub_split}); copy the file again")
     return _hub_canonical(task, dataset, f"{directory} config {language} split {hub_split}", source.allow_empty)
+
+
+def _first_damaged_parquet(directory: Path) -> tuple[Path, str] | None:
+    """Error path only: the first Parquet file of a local folder whose footer does not read."""
+    import pyarrow.parquet as pq
+
+    for path in sorted(directory.rglob("*.parquet")):
+        try:
+            pq.read_metadata(path)
+        except (pa.ArrowException, OSError) as error:
+            return path, f"not a readable Parquet file ({str(error).splitlines()[0][:200]})"
+    return None
 
 
 def _check_language(language: str, available: Sequence[str], where: str) -> None:
