@@ -141,7 +141,7 @@ def start(address: str | None, num_cpus: int | None, num_gpus: float | None, out
         # Trials share the machine's cores: OpenMP threads that spin while waiting slowed a 2-thread
         # training step from 6 ms to 150+ ms under contention (BENCHMARKS.md, bench_loop).
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        _within_or_exit(CONNECT_TIMEOUT_S * 2, "starting the embedded Ray", lambda: ray.init(
+        _within_or_exit(CONNECT_TIMEOUT_S, "starting the embedded Ray", lambda: ray.init(
             address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, log_to_driver=False))
         return Session(owned=True, address=None)
     target, source = resolve_address(address)
@@ -285,7 +285,8 @@ def check_storage_seen_by_every_node(experiment_dir: str, prefix: str) -> int:
                 .remote(probe): node for node in nodes}
         ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=PROBE_TIMEOUT_S)
         answers = {ref: _answer(ref) for ref in ready}
-        blind = [f"{refs[ref]['NodeManagerAddress']} ({answers.get(ref, f'no answer within {PROBE_TIMEOUT_S:g}s')})"
+        blind = [f"node {refs[ref]['NodeID'][:8]} at {refs[ref]['NodeManagerAddress']} "
+                 f"({answers.get(ref, f'no answer within {PROBE_TIMEOUT_S:g}s')})"
                  for ref in refs if answers.get(ref) != token]
     finally:
         fs, path = results.filesystem(probe)

@@ -453,12 +453,34 @@ def load_config(path: str | Path) -> Sweep:
     text = _read_text(path)
     root = _parsed(path, text)
     try:
-        sweep = Sweep.model_validate(yaml.safe_load(text))
+        sweep = Sweep.model_validate(_constructed(root))
     except ValidationError as err:
         raise ConfigError(_explain(path, root, err)) from None
     except yaml.YAMLError as err:  # composes, but does not construct (an unknown !tag)
         raise ConfigError(_yaml_problem(path, err)) from None
     return _checked_against_data(path, root, _absolute_paths(sweep))
+
+
+# libyaml's parser where PyYAML was built with it: a multi-megabyte file given by mistake parses in a
+# second instead of half a minute; the YAML is parsed once, its nodes kept for line numbers.
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+MAX_CONFIG_BYTES = 1 << 20  # a sweep configuration is a few kilobytes
+
+
+def _composed(text: str) -> yaml.Node | None:
+    loader = LOADER(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
+def _constructed(root: yaml.Node) -> Any:
+    loader = LOADER("")
+    try:
+        return loader.construct_document(root)
+    finally:
+        loader.dispose()
 
 
 def _read_text(path: Path) -> str:
@@ -468,6 +490,9 @@ def _read_text(path: Path) -> str:
         raw = path.read_bytes()
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the configuration ({err.strerror or err})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {len(raw) / 2**20:.1f} MiB is far larger than a sweep configuration "
+                          "(a few kB): is it the right file? (see configs/ for examples)")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -480,7 +505,7 @@ def _read_text(path: Path) -> str:
 def _parsed(path: Path, text: str) -> yaml.MappingNode:
     """The YAML node tree (for line numbers), refusing what PyYAML would accept but we cannot run."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = _composed(text)
     except yaml.YAMLError as err:
         raise ConfigError(_yaml_problem(path, err)) from None
     if not isinstance(root, yaml.MappingNode):
@@ -499,7 +524,7 @@ def _parsed(path: Path, text: str) -> yaml.MappingNode:
 # Problems PyYAML notices only on the line after the fault (a key without its colon, a quote or
 # bracket never closed): the fault is where the construct it was reading began.
 _NOTICED_LATER = ("could not find expected ':'", "found unexpected end of stream", "expected ',' or '}'",
-                  "expected ',' or ']'")
+                  "expected ',' or ']'", "did not find expected ',' or '}'", "did not find expected ',' or ']'")
 
 
 def _yaml_problem(path: Path, err: yaml.YAMLError) -> str:
@@ -660,7 +685,7 @@ class Where:
         """The locator of a config file already validated by `load_config` (None: fields without lines)."""
         if path is None:
             return cls(None, None)
-        return cls(Path(path), yaml.compose(Path(path).read_text(), Loader=yaml.SafeLoader))
+        return cls(Path(path), _composed(Path(path).read_text()))
 
     def __call__(self, field: str) -> str:
         if field.startswith("--") or self.path is None:  # a command-line option, or no file

@@ -220,7 +220,7 @@ def read_data(resolved: planning.Resolved) -> tuple[Any | None, str]:
         return None, "data: the synthetic world's, built by the run"
     import datasets
 
-    from trainables.data import DataSource, align_parallel, load_task_data
+    from trainables.data import DataError, DataSource, align_parallel, load_task_data
     from trainables.tasks import get_task
 
     datasets.disable_progress_bars()  # the driver prints one line per check instead
@@ -228,8 +228,11 @@ def read_data(resolved: planning.Resolved) -> tuple[Any | None, str]:
     task, data = get_task(resolved.sweep.task), resolved.data
     source = DataSource(data["kind"], data["path"], data.get("revision"), data.get("allow_empty", False))
     raw = load_task_data(task, source, resolved.languages)
-    if resolved.sweep.generalized:
-        align_parallel(task, raw.test)  # the generalized pairs need parallel test sets
+    if resolved.sweep.generalized:  # the generalized pairs need parallel test sets
+        try:
+            align_parallel(task, raw.test)
+        except DataError as error:
+            raise DataError(f"{data['path']}: {error} (the generalized setting pairs them)") from None
     sizes = ", ".join(f"{lang} {len(ds)}" for lang, ds in raw.test.items())
     return raw, (f"data: {data['kind']}:{data['path']}: {len(raw.train)} train / {len(raw.dev)} dev pairs; "
                  f"test {sizes}" + ("; parallel across languages" if resolved.sweep.generalized else ""))

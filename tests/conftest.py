@@ -31,3 +31,17 @@ def tiny_world(tmp_path_factory):
     from trainables.synthetic import WorldSpec, ensure_world
 
     return ensure_world(tmp_path_factory.mktemp("world"), spec=WorldSpec.tiny(), seed=0)
+
+
+@pytest.fixture(scope="session")
+def reference_experiment(tiny_world, tmp_path_factory):
+    """One uninterrupted sweep on the tiny world (sweep_helpers.write_config: baseline and RS-RP x 3 seeds),
+    shared by the tests that compare against it and the fault rows that damage copies of it. Read only."""
+    from sweep_helpers import run_driver, write_config
+
+    root = tmp_path_factory.mktemp("reference")
+    config = write_config(root / "sweep.yaml", tiny_world, root / "runs", root / "cache")
+    log = root / "driver.log"
+    code = run_driver(["run", str(config), "--output", str(root / "runs" / "exp"), "--num-cpus", "2"], log)
+    assert code == 0, log.read_text()[-3000:]
+    return root / "runs" / "exp"

@@ -132,6 +132,7 @@ def ray_cluster(num_cpus: int = 1, **head_args: Any) -> Iterator[Any]:
     Its head records itself in Ray's ray_current_cluster file, which a plain `ray.init()` would
     later follow to a dead address; the file is put back as it was.
     """
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback only, even outside pytest
     from ray._common.utils import get_ray_address_file
     from ray.cluster_utils import Cluster
 

@@ -1,4 +1,7 @@
-"""The README's main command path, end to end on a small synthetic world: sweep, table, every figure."""
+"""The README's main command path, end to end on a small synthetic world: sweep, table, every figure.
+
+The demo runs while a foreign Ray cluster is up on the machine (issue 7: the embedded Ray is our own).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import json
 import pytest
 import yaml
 
-from sweep_helpers import run_driver
+from sweep_helpers import ray_cluster, run_driver
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +38,10 @@ def demo_run(tmp_path_factory):
     path.write_text(yaml.safe_dump(config))
     out = root / "runs" / "demo-test"
     log = root / "demo.log"
-    code = run_driver(["demo", "--config", str(path), "--output", str(out), "--num-cpus", "2"], log)
+    # as on a shared machine: another Ray cluster is up, offering no CPU. A driver that joined it (a plain
+    # `ray.init()`) would wait forever with every trial pending; the demo must start a Ray of its own.
+    with ray_cluster(num_cpus=0):
+        code = run_driver(["demo", "--config", str(path), "--output", str(out)], log)
     return code, log.read_text(), out, root
 
 

@@ -31,15 +31,10 @@ from sweeper import status as status_module
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def reference(tiny_world, tmp_path_factory):
-    """An uninterrupted sweep: what every crash-and-recover run must end with."""
-    root = tmp_path_factory.mktemp("reference")
-    config = write_config(root / "sweep.yaml", tiny_world, root / "runs", root / "cache")
-    log = root / "driver.log"
-    code = run_driver(["run", str(config), "--output", str(root / "runs" / "exp"), "--num-cpus", "2"], log)
-    assert code == 0, log.read_text()[-3000:]
-    return root / "runs" / "exp"
+@pytest.fixture
+def reference(reference_experiment):
+    """An uninterrupted sweep (conftest, once per session): what every crash-and-recover run must end with."""
+    return reference_experiment
 
 
 def test_sweep_writes_one_result_set_per_cell_with_paired_seeds(reference):

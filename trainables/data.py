@@ -214,6 +214,8 @@ def _checked_texts(table: pa.Table, where: Where, allow_empty: bool) -> pa.Table
     """Refuse empty (or whitespace-only, or missing) sentences unless allow_empty; nulls become ""."""
     for column in TEXT_COLUMNS:
         text = table[column]
+        if len(text) and text.null_count == len(text):
+            raise DataError(f"{where(0)}: no {column} in any row (is the column missing from the file?)")
         empty = pc.or_kleene(pc.is_null(text), pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0))
         row = None if allow_empty else _first_true(empty)
         if row is not None:
@@ -414,6 +416,9 @@ def _local_hub_load(task: Task, source: DataSource, split: str, language: str) -
     try:
         splits = datasets.get_dataset_split_names(directory, language)
     except Exception as error:  # datasets raises many types for a damaged local folder
+        damaged = _first_damaged_parquet(Path(directory))
+        if damaged is not None:
+            raise DataError(f"{damaged[0]}: {damaged[1]} (config {language}); copy the file again") from error
         raise DataError(f"{directory} config {language}: cannot list its splits: {error}") from error
     if hub_split not in splits:
         raise DataError(

@@ -229,7 +229,7 @@ def read_json(uri: str) -> dict[str, Any] | None:
             return None
         raise DamagedFile(uri, f"cannot be read ({_first_line(error)})") from None
     try:
-        value = json.loads(raw)
+        value = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         what = "empty" if not raw.strip() else f"not valid JSON ({_first_line(error)})"
         raise DamagedFile(uri, f"{what}; {len(raw)} bytes") from None

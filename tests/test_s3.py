@@ -1,0 +1,152 @@
+"""Sweeps on an S3-compatible store: a real S3 server (moto) on a loopback port, both ways of naming it.
+
+- `storage: s3://bucket/x?endpoint_override=HOST:PORT&scheme=http` (MinIO, Ceph, R2 in one string): a
+  sweep, then `status` and `report` reading the experiment from the bucket;
+- plain `s3://bucket/x` with `AWS_ENDPOINT_URL` in the environment: the driver SIGKILLed mid-sweep and
+  `--resume`, which ends with the uninterrupted results and reruns no finished cell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pytest
+
+from sweep_helpers import all_metrics, descendants, run_driver, start_driver, stop_tree, wait_for, write_config
+
+pytestmark = pytest.mark.slow
+
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+               "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_server(tmp_path_factory):
+    """moto's S3 server on 127.0.0.1, started here and stopped by its PID; yields host:port."""
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "w")
+    server = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    saved = {name: os.environ.get(name) for name in CREDENTIALS}
+    os.environ.update(CREDENTIALS)  # the drivers this module starts inherit them
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise AssertionError(f"moto_server did not listen on port {port} within 30 s")
+                time.sleep(0.1)
+        endpoint = f"127.0.0.1:{port}"
+        filesystem(endpoint).create_dir("robust")  # the bucket
+        yield endpoint
+    finally:
+        stop_tree(server.pid)
+        log.close()
+        for name, value in saved.items():
+            os.environ.pop(name) if value is None else os.environ.__setitem__(name, value)
+
+
+def filesystem(endpoint: str) -> pafs.S3FileSystem:
+    return pafs.S3FileSystem(endpoint_override=endpoint, scheme="http", allow_bucket_creation=True,
+                             access_key="testing", secret_key="testing", region="us-east-1")
+
+
+def cell_files(fs: pafs.FileSystem, experiment: str, name: str) -> dict[tuple[str, int], str]:
+    """(config_id, seed) -> bucket path of every `name` file of an experiment on the bucket."""
+    selector = pafs.FileSelector(f"{experiment}/results", recursive=True, allow_not_found=True)
+    found = {}
+    for info in fs.get_file_info(selector):
+        if info.is_file and info.base_name == name:
+            config_id, seed = info.path.rsplit("/", 3)[-3:-1]
+            found[(config_id, int(seed.removeprefix("seed-")))] = info.path
+    return found
+
+
+def metrics_on_bucket(fs: pafs.FileSystem, experiment: str) -> pd.DataFrame:
+    frames = [pq.read_table(path, filesystem=fs).to_pandas()
+              for path in cell_files(fs, experiment, "metrics.parquet").values()]
+    frame = pd.concat(frames, ignore_index=True).drop(columns="experiment")
+    return frame.sort_values(["config_id", "seed", "split", "lang1", "lang2"]).reset_index(drop=True)
+
+
+def read_json(fs: pafs.FileSystem, path: str) -> dict:
+    with fs.open_input_stream(path) as stream:
+        return json.loads(stream.read())
+
+
+def test_sweep_status_and_report_with_the_endpoint_in_the_storage_uri(s3_server, tiny_world, reference_experiment,
+                                                                       tmp_path):
+    storage = f"s3://robust/query?endpoint_override={s3_server}&scheme=http"
+    config = write_config(tmp_path / "sweep.yaml", tiny_world, storage, tmp_path / "cache")
+    log = tmp_path / "driver.log"
+    assert run_driver(["run", str(config), "--num-cpus", "2"], log) == 0, log.read_text()[-3000:]
+    experiment = f"s3://robust/query/sweep-test?endpoint_override={s3_server}&scheme=http"
+    assert f"all cells done: results in s3://robust/query/sweep-test/results?endpoint_override={s3_server}" \
+        in log.read_text()
+    fs = filesystem(s3_server)
+    pd.testing.assert_frame_equal(metrics_on_bucket(fs, "robust/query/sweep-test"), all_metrics(reference_experiment))
+    assert fs.get_file_info("robust/query/sweep-test/tune-grid").type == pafs.FileType.Directory  # Tune's state too
+
+    status = subprocess.run([sys.executable, "-m", "sweeper", "status", experiment], capture_output=True, text=True,
+                            timeout=120)
+    assert status.returncode == 0, status.stderr
+    assert "total: 6 done, 0 stopped, 0 running, 0 failed, 0 damaged, 0 missing of 6 cells" in status.stdout
+    report = subprocess.run([sys.executable, "-m", "sweeper", "report", experiment, "--resamples", "200"],
+                            capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0, report.stderr
+    assert "| Baseline |" in report.stdout and "| RS-RP (eps=0.1) |" in report.stdout
+
+
+def test_driver_killed_then_resume_on_s3_with_aws_endpoint_url(s3_server, tiny_world, reference_experiment, tmp_path,
+                                                               monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{s3_server}")  # pyarrow reads it: plain s3:// URIs
+    config = write_config(tmp_path / "sweep.yaml", tiny_world, "s3://robust/plain", tmp_path / "cache")
+    fs, experiment = filesystem(s3_server), "robust/plain/sweep-test"
+    log = tmp_path / "driver.log"
+
+    def running_far_from_end() -> bool:
+        done = cell_files(fs, experiment, "metrics.parquet")
+        states = [read_json(fs, p) for p in cell_files(fs, experiment, "status.json").values()]
+        return len(done) >= 2 and any(s["state"] == "running" and s.get("progress", 0) < 0.7 for s in states)
+
+    proc, tree = start_driver(["run", str(config), "--num-cpus", "2"], log), []
+    try:
+        wait_for(running_far_from_end, timeout=300, what="two finished cells and a running one", proc=proc, log=log)
+        tree = descendants(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        stop_tree(proc.pid, tree)
+    finished = {key: hashlib.sha256(fs.open_input_stream(path).read()).hexdigest()
+                for key, path in cell_files(fs, experiment, "metrics.parquet").items()}
+    assert 2 <= len(finished) < 6
+
+    resumed = tmp_path / "resume.log"
+    assert run_driver(["run", str(config), "--num-cpus", "2", "--resume"], resumed) == 0, resumed.read_text()[-3000:]
+    pd.testing.assert_frame_equal(metrics_on_bucket(fs, experiment), all_metrics(reference_experiment))
+    after = cell_files(fs, experiment, "metrics.parquet")
+    assert len(after) == 6
+    statuses = {key: read_json(fs, path) for key, path in cell_files(fs, experiment, "status.json").items()}
+    for key, digest in finished.items():  # finished before the kill: never trained again
+        assert hashlib.sha256(fs.open_input_stream(after[key]).read()).hexdigest() == digest
+        assert statuses[key]["attempt"] == 1
