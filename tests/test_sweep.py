@@ -241,3 +241,26 @@ def test_quarter_gpu_trials_run_four_at_a_time(tiny_world, tmp_path):
     assert len(spans) == 8
     overlap = max(sum(start <= t < end for start, end in spans) for t, _ in spans)
     assert overlap == 4  # one logical GPU, 0.25 each: four trials share it, never a fifth
+
+
+def test_resume_takes_the_resources_given_now(tiny_world, tmp_path):
+    # after a placement refusal the README says: fix `resources` and --resume; Tune must place the restored
+    # trials with the new request (2 CPUs each on 2 CPUs: one at a time), not the stored one (two at a time)
+    config = write_config(tmp_path / "sweep.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache", seeds=4)
+    out, log = tmp_path / "runs" / "exp", tmp_path / "driver.log"
+    proc, tree = start_driver(["run", str(config), "--output", str(out), "--num-cpus", "2"], log), []
+    try:
+        wait_for(lambda: len(done(out)) >= 1, timeout=240, what="a finished cell", proc=proc, log=log)
+        tree = descendants(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        stop_tree(proc.pid, tree)
+    wider = write_config(tmp_path / "wider.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache", seeds=4,
+                         resources={"cpu": 2})
+    resumed_at = time.time()
+    assert run_driver(["run", str(wider), "--output", str(out), "--num-cpus", "2", "--resume"],
+                      tmp_path / "resume.log") == 0, (tmp_path / "resume.log").read_text()[-3000:]
+    spans = [(s["started"], s["updated"]) for s in statuses(out).values() if s["started"] > resumed_at]
+    assert len(spans) >= 2 and len(done(out)) == 8
+    assert max(sum(start <= t < end for start, end in spans) for t, _ in spans) == 1
