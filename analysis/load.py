@@ -399,24 +399,23 @@ def planned_frame(experiments: Iterable[ExperimentInfo]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["experiment", "config_id", "stage", "N"]).astype({"N": "int64"})
 
 
-def prediction_files(info: ExperimentInfo, groups: pd.DataFrame) -> list[str]:
-    """predictions.parquet of the given (config_id, seed) rows that exist and read (see `damaged_predictions`)."""
+def _predictions(info: ExperimentInfo, groups: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(readable, "path: why" damaged) predictions.parquet of the given (config_id, seed) rows that exist."""
     locations = (
         info.path / "results" / str(config_id) / f"seed-{int(seed)}" / "predictions.parquet"
         for config_id, seed in groups[["config_id", "seed"]].itertuples(index=False)
     )
-    return readable_files([location.path for location in locations if location.is_file()],
-                          info.path.filesystem)[0]
+    return readable_files([location.path for location in locations if location.is_file()], info.path.filesystem)
+
+
+def prediction_files(info: ExperimentInfo, groups: pd.DataFrame) -> list[str]:
+    """predictions.parquet of the given (config_id, seed) rows that exist and read (see `damaged_predictions`)."""
+    return _predictions(info, groups)[0]
 
 
 def damaged_predictions(info: ExperimentInfo, groups: pd.DataFrame) -> list[str]:
     """"path: why" of each predictions.parquet of these groups that exists but does not read."""
-    locations = (
-        info.path / "results" / str(config_id) / f"seed-{int(seed)}" / "predictions.parquet"
-        for config_id, seed in groups[["config_id", "seed"]].itertuples(index=False)
-    )
-    return readable_files([location.path for location in locations if location.is_file()],
-                          info.path.filesystem)[1]
+    return _predictions(info, groups)[1]
 
 
 def load_correctness(info: ExperimentInfo, groups: pd.DataFrame, *, stage: str) -> pd.DataFrame:

@@ -458,10 +458,9 @@ def check_arguments(args: argparse.Namespace) -> str | None:
 
 def _creatable(folder: Path) -> bool:
     """A folder that does not exist yet and whose nearest existing ancestor is a folder."""
-    ancestor = folder
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    return not folder.exists() and ancestor.is_dir()
+    from trainables.results import existing_ancestor
+
+    return not folder.exists() and existing_ancestor(folder).is_dir()
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -302,12 +302,7 @@ def check_storage_seen_by_every_node(experiment_dir: str, prefix: str) -> int:
 
 def _probe_folder(experiment_dir: str) -> str:
     """Where the probe goes: the experiment folder, or (not created yet) its nearest existing ancestor."""
-    if "://" in experiment_dir:
-        return experiment_dir
-    folder = Path(experiment_dir)
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    return str(folder)
+    return experiment_dir if "://" in experiment_dir else str(results.existing_ancestor(Path(experiment_dir)))
 
 
 def _read_probe(uri: str) -> str:

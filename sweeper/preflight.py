@@ -71,9 +71,7 @@ def folder_problem(folder: Path) -> str | None:
         if not folder.is_dir():
             return f"{folder} is a file, not a folder"
         return None if os.access(folder, os.W_OK | os.X_OK) else f"no permission to write in {folder}"
-    ancestor = folder.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
+    ancestor = results.existing_ancestor(folder.parent)
     if not ancestor.is_dir():
         return f"{ancestor} is a file: {folder} cannot be created below it"
     if not os.access(ancestor, os.W_OK | os.X_OK):

@@ -87,6 +87,13 @@ def parent(uri: str) -> str:
     return f"{up}?{query}" if query else up
 
 
+def existing_ancestor(folder: Path) -> Path:
+    """`folder` itself if it exists, else its nearest ancestor that does (what a new folder is made in)."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     """A pyarrow filesystem and path for a local path (relative allowed) or a URI such as s3://."""
     if "://" in uri:
