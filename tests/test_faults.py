@@ -260,6 +260,8 @@ SYNONYM_FAULTS = [
 RESOURCE_FAULTS = [
     *both(Fault("gpu-asked-on-a-machine-without", dry(lambda b: b.config(resources={"cpu": 1, "gpu": 0.5})), 2,
                 ("sweep.yaml:", "resources.gpu: each trial asks for 0.5 GPU", "set resources.gpu: 0"))),
+    Fault("dry-run-on-a-laptop-still-shows-the-plan", dry(lambda b: b.config(resources={"cpu": 1, "gpu": 1})), 2,
+          ("GPU-hours", "the plan above cannot run here as configured", "resources.gpu: each trial asks for 1 GPU")),
     *both(Fault("cpu-above-num-cpus", dry(lambda b: b.config(resources={"cpu": 3}), "--num-cpus", "2"), 2,
                 ("resources.cpu: each trial asks for 3 CPU", "--num-cpus 2"))),
     Fault("gpu-above-num-gpus", dry(lambda b: b.config(resources={"cpu": 1, "gpu": 1}), "--num-gpus", "0.5"), 2,
