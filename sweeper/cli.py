@@ -91,27 +91,35 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def dry_run(sweep, options) -> str:
     """The plan, after every check that `run` makes before its first write (a dry run that passes means
-    the run will not fail on its inputs); Ray is not started, a cluster's address only probed.
+    the run will not fail on its inputs); the embedded Ray is not started, a cluster is joined and checked.
 
     Where a check refuses after the plan is known (this machine has no GPU, the model cannot be reached
     from here), the plan and its device-hours are still printed before the refusal: planning a cluster
     run from a laptop is what a dry run is for.
     """
-    from sweeper import preflight
+    from sweeper import cluster
     from sweeper import plan as planning
-    from sweeper.config import Where
-    from sweeper.run import check_experiment_dir
+    from sweeper.run import check_inputs, check_locations, check_on_ray
 
-    where = Where.of(options.config_path)
-    located = preflight.check_locations(sweep, options.experiment_dir, where, options.output_given)
-    check_experiment_dir(sweep, options.experiment_dir, options.resume)
+    where, located = check_locations(sweep, options)
     resolved = planning.resolve(sweep, options.experiment_dir, build_world=False)
     try:
-        return _checked_plan(sweep, options, resolved, where, located)
+        inputs = check_inputs(resolved, options, where)
+        if options.address is None:
+            offered = cluster.embedded_resources(options.num_cpus, options.num_gpus)
+            ray_line = "embedded Ray: " + ", ".join(f"{k} {v:g}" for k, v in offered.items())
+        else:
+            session = cluster.start(options.address, None, None, sys.stderr)
+            try:
+                ray_line = f"Ray cluster at {session.address}: {check_on_ray(sweep, options, where, sys.stderr)}"
+            finally:
+                session.close()
     except Exception as refusal:
         if _is_input_error(refusal):
             _print_plan_if_known(resolved)
         raise
+    checks = "\n".join(f"checked {line}" for line in (located, *inputs.checked, ray_line))
+    return planning.describe(resolved, raw=inputs.raw) + "\n\n" + checks
 
 
 def _print_plan_if_known(resolved) -> None:
@@ -124,28 +132,6 @@ def _print_plan_if_known(resolved) -> None:
             raise
         return
     print(text + "\n\nthe plan above cannot run here as configured:", flush=True)
-
-
-def _checked_plan(sweep, options, resolved, where, located: str) -> str:
-    from sweeper import cluster, preflight
-    from sweeper import plan as planning
-
-    inputs = preflight.check_inputs(resolved, where, [located])
-    if options.address is None:
-        cluster.check_embedded(sweep, options.num_cpus, options.num_gpus, where)
-        ray_line = "embedded Ray: " + ", ".join(
-            f"{k} {v:g}" for k, v in cluster.embedded_resources(options.num_cpus, options.num_gpus).items())
-    else:  # join the cluster as the run would, and make its checks: nodes, node types, storage on every node
-        session = cluster.start(options.address, None, None, sys.stderr)
-        try:
-            cluster.check_placeable(sweep, where, embedded=False, out=sys.stderr)
-            prefix = where("--output" if options.output_given else "storage")
-            count = cluster.check_storage_seen_by_every_node(options.experiment_dir, prefix)
-        finally:
-            session.close()
-        ray_line = f"Ray cluster at {session.address}: a node can hold a trial; all {count} node(s) see the storage"
-    checks = [*preflight.describe_checks(inputs), f"checked {ray_line}"]
-    return planning.describe(resolved, raw=inputs.raw) + "\n\n" + "\n".join(checks)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

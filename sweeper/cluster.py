@@ -151,7 +151,7 @@ def start(address: str | None, num_cpus: int | None, num_gpus: float | None, out
                         lambda: ray.init(address=target, log_to_driver=False))
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise ConfigError(f"--address: cannot join the Ray cluster at {target} ({source}): "
-                          f"{str(error).strip().splitlines()[0][:300]}") from None
+                          f"{results.first_line(error)}") from None
     print(f"joined the Ray cluster at {target} ({source})", file=out, flush=True)
     return Session(owned=True, address=target)
 
@@ -213,6 +213,11 @@ def alive_nodes() -> list[dict[str, Any]]:
     return [node for node in ray.nodes() if node.get("Alive")]
 
 
+def node_resources() -> list[dict[str, float]]:
+    """What each alive node offers in all, by Ray's resource names."""
+    return [{k: float(v) for k, v in node.get("Resources", {}).items()} for node in alive_nodes()]
+
+
 def autoscaler_node_types() -> list[tuple[str, dict[str, float]]] | None:
     """The node types an autoscaler may start, with their resources; None where they cannot be read.
 
@@ -246,7 +251,7 @@ def autoscaler_node_types() -> list[tuple[str, dict[str, float]]] | None:
 def check_placeable(sweep: Any, where: Where, embedded: bool, out: TextIO) -> None:
     """After Ray is up: refuse a trial no node (and no node type of the autoscaler) could ever hold."""
     request = trial_request(sweep.resources)
-    nodes = [{k: float(v) for k, v in node.get("Resources", {}).items()} for node in alive_nodes()]
+    nodes = node_resources()
     if any(fits(request, node) for node in nodes):
         return
     types = None if embedded else autoscaler_node_types()
@@ -309,7 +314,7 @@ def _read_probe(uri: str) -> str:
     try:
         return results.read_bytes(uri).decode()
     except Exception as error:  # the node's own view: not found, permission, no credentials
-        return f"cannot read it: {type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
+        return f"cannot read it: {type(error).__name__}: {results.first_line(error, 200)}"
 
 
 def _answer(ref: Any) -> str:
@@ -349,7 +354,7 @@ class PlacementWatch(tune.Callback):
         import ray
 
         total, free = ray.cluster_resources(), ray.available_resources()
-        nodes = [{k: float(v) for k, v in n.get("Resources", {}).items()} for n in alive_nodes()]
+        nodes = node_resources()
         if any(fits(self.request, node) for node in nodes):
             why = (f"the cluster has room in total ({_amounts(total)}) but only {_amounts(free)} is free: other "
                    "work holds it")

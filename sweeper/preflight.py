@@ -14,7 +14,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from sweeper import plan as planning
 from sweeper.config import ConfigError, Where, is_local_model
@@ -34,14 +34,13 @@ class Inputs:
     checked: tuple[str, ...] = field(default=())  # one line per check, for --dry-run
 
 
-def check_inputs(resolved: planning.Resolved, where: Where, checked: Sequence[str] = ()) -> Inputs:
+def check_inputs(resolved: planning.Resolved, where: Where) -> Inputs:
     """The model, synonym tables and data; raise on the first input that the run would fail on.
 
     `check_locations` comes first, on its own: the experiment folder's state is read from storage.
     """
-    checked = list(checked)
     tokenizer, line = check_model(resolved.model, where, built=_world_built(resolved))
-    checked.append(line)
+    checked = [line]
     checked += check_synonyms(resolved, where)
     raw, line = read_data(resolved)
     checked.append(line)
@@ -54,9 +53,9 @@ def _world_built(resolved: planning.Resolved) -> bool:
 
 
 # ------------------------------------------------------------------------------------ locations
-def check_locations(sweep: Any, experiment_dir: str, where: Where, output_given: bool) -> str:
-    """The experiment folder (from --output or storage) and the token cache can be created and written."""
-    field_name = "--output" if output_given else "storage"
+def check_locations(sweep: Any, experiment_dir: str, where: Where, field_name: str) -> str:
+    """The experiment folder (from `field_name`: --output or storage) and the token cache can be created and
+    written."""
     if "://" in experiment_dir:
         _check_uri(experiment_dir, where(field_name))
     else:
@@ -113,14 +112,10 @@ def _check_uri(uri: str, prefix: str) -> None:
     try:
         found = within(STORAGE_TIMEOUT_S, uri, kind)
     except Exception as error:  # pyarrow's errors for a bad URI, credentials or endpoint come in many types
-        raise ConfigError(f"{prefix} cannot reach {uri}: {_first_line(error)} (for an S3-compatible store "
+        raise ConfigError(f"{prefix} cannot reach {uri}: {results.first_line(error)} (for an S3-compatible store "
                           "see README, 'When things go wrong')") from None
     if found == results.pafs.FileType.File:
         raise ConfigError(f"{prefix} {uri} is a file, not a folder")
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
 
 
 # ---------------------------------------------------------------------------------------- model
@@ -139,7 +134,8 @@ def check_model(model: str, where: Where, built: bool = True) -> tuple[Any | Non
         AutoConfig.from_pretrained(model)
         tokenizer = AutoTokenizer.from_pretrained(model)
     except Exception as error:  # transformers raises OSError, ValueError, KeyError, JSON errors ...
-        raise ConfigError(f"{prefix} cannot load {model!r}: {_first_line(error)}{_hub_hint(model)}") from None
+        raise ConfigError(f"{prefix} cannot load {model!r}: {results.first_line(error)}{_hub_hint(model)}") \
+            from None
     kind = "local folder" if is_local_model(model) else "Hub id"
     return tokenizer, f"model: {model} ({kind}; config and tokenizer load)"
 
@@ -235,6 +231,3 @@ def read_data(resolved: planning.Resolved) -> tuple[Any | None, str]:
     return raw, (f"data: {data['kind']}:{data['path']}: {len(raw.train)} train / {len(raw.dev)} dev pairs; "
                  f"test {sizes}" + ("; parallel across languages" if resolved.sweep.generalized else ""))
 
-
-def describe_checks(inputs: Inputs) -> Sequence[str]:
-    return [f"checked {line}" for line in inputs.checked]

@@ -52,6 +52,11 @@ class RunOptions:
     placement_timeout: float | None = None  # None: 60 s embedded, 900 s on a cluster
 
     @property
+    def location_field(self) -> str:
+        """How refusals name the experiment folder's origin."""
+        return "--output" if self.output_given else "storage"
+
+    @property
     def placement_seconds(self) -> float:
         if self.placement_timeout is not None:
             return self.placement_timeout
@@ -441,15 +446,24 @@ def _files_named(uri: str, name: str) -> list[tuple[Any, str]]:
 def finished_cells(experiment_dir: str) -> Any:
     """The English dev row of every finished cell (from the cells' own files; damaged ones are not finished)."""
     import pandas as pd
-    import pyarrow.parquet as pq
 
-    tables = [pq.read_table(path, filesystem=fs).to_pandas()
-              for fs, path in _files_named(results.join(experiment_dir, "results"), results.METRICS)
-              if results.parquet_problem(path, fs, path) is None]
+    tables = [table for fs, path in _files_named(results.join(experiment_dir, "results"), results.METRICS)
+              if (table := _readable_table(fs, path)) is not None]
     if not tables:
         return pd.DataFrame(columns=results.METRICS_SCHEMA.names)
     frame = pd.concat(tables, ignore_index=True)
     return frame[frame.split == "dev"]
+
+
+def _readable_table(fs: Any, path: str) -> Any:
+    """A metrics file as a DataFrame; None when damaged (such a cell is not finished: it trains again)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path, filesystem=fs).to_pandas()
+    except (pa.ArrowException, OSError):
+        return None
 
 
 def select_configurations(experiment_dir: str, stage: str = "search") -> dict[str, str]:
@@ -561,6 +575,32 @@ def cells_to_prepare(resolved: planning.Resolved) -> list[planning.Cell]:
     return [planning.make_cell(resolved, "baseline", {}, sweep.training.model_dump(), sweep.seed_list[0], first)]
 
 
+# ---------------------------------------------------------------------- checks before writing
+def check_locations(sweep: Sweep, options: RunOptions) -> tuple[Where, str]:
+    """Storage and cache can be written, the experiment folder fits the request: the first checks, read-only."""
+    where = Where.of(options.config_path)
+    located = preflight.check_locations(sweep, options.experiment_dir, where, options.location_field)
+    check_experiment_dir(sweep, options.experiment_dir, options.resume)
+    return where, located
+
+
+def check_inputs(resolved: planning.Resolved, options: RunOptions, where: Where) -> preflight.Inputs:
+    """Model, synonyms, data, and what the embedded Ray will offer: the checks `run` and `--dry-run` share."""
+    inputs = preflight.check_inputs(resolved, where)
+    if options.address is None and not cluster.attached():
+        cluster.check_embedded(resolved.sweep, options.num_cpus, options.num_gpus, where)
+    return inputs
+
+
+def check_on_ray(sweep: Sweep, options: RunOptions, where: Where, out: TextIO) -> str:
+    """Once Ray is up: some node (or node type) can hold a trial; on a cluster, every node sees the storage."""
+    cluster.check_placeable(sweep, where, embedded=options.address is None, out=out)
+    if options.address is None:
+        return "embedded Ray: a trial fits"
+    count = cluster.check_storage_seen_by_every_node(options.experiment_dir, where(options.location_field))
+    return f"storage {options.experiment_dir}: seen by all {count} node(s); a node can hold a trial"
+
+
 def run_sweep(sweep: Sweep, options: RunOptions) -> int:
     """The whole experiment; returns 0 when every planned cell is done (or stopped by ASHA), 1 when some
     are not, INTERRUPTED (130, the shell's code for Ctrl+C) when a signal ended it.
@@ -568,24 +608,18 @@ def run_sweep(sweep: Sweep, options: RunOptions) -> int:
     Every input is checked, and Ray started or joined, before the experiment folder is written: a
     refusal leaves the disk as it was, and the same command runs once the input is fixed.
     """
-    out, where = options.out, Where.of(options.config_path)
-    located = preflight.check_locations(sweep, options.experiment_dir, where, options.output_given)
-    check_experiment_dir(sweep, options.experiment_dir, options.resume)
+    out = options.out
+    where, _ = check_locations(sweep, options)
     resolved = planning.resolve(sweep, options.experiment_dir)
-    inputs = preflight.check_inputs(resolved, where, [located])
-    embedded = options.address is None
-    if embedded and not cluster.attached():
-        cluster.check_embedded(sweep, options.num_cpus, options.num_gpus, where)
+    inputs = check_inputs(resolved, options, where)
     # trials checkpoint at every evaluation; Tune warns about its own snapshot rate at every one of them
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     session = cluster.start(options.address, options.num_cpus, options.num_gpus, out)
     created = False
     try:
-        cluster.check_placeable(sweep, where, embedded=embedded, out=out)
+        checked = check_on_ray(sweep, options, where, out)
         if options.address is not None:
-            prefix = where("--output" if options.output_given else "storage")
-            count = cluster.check_storage_seen_by_every_node(options.experiment_dir, prefix)
-            print(f"storage {options.experiment_dir}: seen by all {count} node(s)", file=out, flush=True)
+            print(checked, file=out, flush=True)
         created = claim_experiment_dir(sweep, options.experiment_dir, options.resume)
         write_experiment_json(resolved)
         resolved = prepare_data_once(resolved, cells_to_prepare(resolved), out, inputs)

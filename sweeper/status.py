@@ -65,8 +65,7 @@ def read_plan(experiment_dir: str) -> tuple[dict[str, Any], str | None]:
             raise results.DamagedFile(uri, "its cells are not a list of {config_id, seed, ...} objects")
     except results.DamagedFile as damaged:
         return {"cells": [], "optuna": []}, str(damaged)
-    return {"cells": cells, "optuna": plan.get("optuna", []), **{k: v for k, v in plan.items()
-                                                                  if k not in ("cells", "optuna")}}, None
+    return {**plan, "cells": cells, "optuna": plan.get("optuna", [])}, None
 
 
 def known_cells(experiment_dir: str) -> pd.DataFrame:

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -148,3 +149,10 @@ def ray_cluster(num_cpus: int = 1, **head_args: Any) -> Iterator[Any]:
             current.write_bytes(before)
         elif current.exists() and current.read_text().strip() == cluster.address:
             current.unlink()
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (it was free a moment ago): a Ray address or endpoint that does not answer."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

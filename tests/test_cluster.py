@@ -62,7 +62,7 @@ def test_a_cluster_whose_node_types_lack_a_gpu_refuses_gpu_trials_before_writing
 
 
 def test_dry_run_on_a_cluster_checks_its_nodes_and_node_types(tiny_world, tmp_path):
-    config, out = gpu_sweep(tiny_world, tmp_path), tmp_path / "runs" / "exp"
+    config = gpu_sweep(tiny_world, tmp_path)
     cpu_only = write_config(tmp_path / "cpu.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache")
     with ray_cluster(num_cpus=1) as cluster:
         put_autoscaler_config(cluster.address, {"cpu-worker": {"CPU": 8}})
@@ -70,7 +70,7 @@ def test_dry_run_on_a_cluster_checks_its_nodes_and_node_types(tiny_world, tmp_pa
         assert run_driver(["run", str(config), "--dry-run", "--address", cluster.address], refused, timeout=120) == 2
         assert run_driver(["run", str(cpu_only), "--dry-run", "--address", cluster.address], passed, timeout=120) == 0
     assert "GPU-hours" in refused.read_text() and "no node type of the autoscaler does" in refused.read_text()
-    assert "a node can hold a trial; all 1 node(s) see the storage" in passed.read_text()
+    assert "seen by all 1 node(s); a node can hold a trial" in passed.read_text()
     assert not (tmp_path / "runs").exists() and not list(tmp_path.glob(".sweeper-probe-*"))  # the probe is gone
 
 

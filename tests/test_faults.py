@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
@@ -24,6 +23,7 @@ from typing import Callable, Mapping
 import pytest
 import yaml
 
+from sweep_helpers import free_port
 from sweeper.cli import main
 
 RUN = "run"
@@ -82,12 +82,6 @@ def listing(root: Path) -> dict[str, str]:
 def truncate(path: Path, keep: float = 0.5) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def edit_tsv(path: Path, line: int, text: str) -> None:
@@ -196,7 +190,7 @@ PATH_FAULTS = [
     *both(Fault("cache-dir-is-a-file", dry(lambda b: b.config(cache_dir=str(b.synonyms))), 2,
                 ("cache_dir:", "is a file, not a folder"))),
     Fault("storage-s3-endpoint-not-answering",
-          dry(lambda b: b.config(storage=f"s3://bucket/x?endpoint_override=127.0.0.1:{closed_port()}&scheme=http")),
+          dry(lambda b: b.config(storage=f"s3://bucket/x?endpoint_override=127.0.0.1:{free_port()}&scheme=http")),
           2, ("storage: cannot reach s3://bucket/x/exp?endpoint_override=",),
           env={"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
                "AWS_EC2_METADATA_DISABLED": "true"}),
@@ -272,7 +266,7 @@ RESOURCE_FAULTS = [
     Fault("address-with-num-cpus", dry(base, "--address", "auto", "--num-cpus", "2"), 2,
           ("--num-cpus: only for the embedded Ray",)),
     *both(Fault("address-nobody-answers", lambda b: [RUN, b.config(), "--dry-run", "--address",
-                                                     f"127.0.0.1:{closed_port()}"], 2,
+                                                     f"127.0.0.1:{free_port()}"], 2,
                 ("--address: no Ray cluster answers at 127.0.0.1:",))),
     Fault("address-auto-names-a-dead-cluster", dry(base, "--address", "auto"), 2,
           ("no Ray cluster answers", "(RAY_ADDRESS)"), env={"RAY_ADDRESS": "127.0.0.1:@PORT"}),
@@ -431,7 +425,7 @@ def bench(tmp_path, tiny_world, reference_experiment):
 @pytest.mark.parametrize("fault", FAULTS, ids=[fault.id for fault in FAULTS])
 def test_fault(fault, bench, monkeypatch, capsys):
     for name, value in fault.env.items():
-        monkeypatch.setenv(name, value.replace("@PORT", str(closed_port())))
+        monkeypatch.setenv(name, value.replace("@PORT", str(free_port())))
     fault.plant(bench)
     argv = [a.replace("@ROOT", str(bench.root)).replace("@SYN", str(bench.synonyms)) for a in fault.argv(bench)]
     before = listing(bench.root)

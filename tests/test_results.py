@@ -21,10 +21,9 @@ def test_join_puts_parts_in_the_path_and_keeps_the_query_last(base, parts, expec
     assert results.join(base, *parts) == expected
 
 
-def test_cell_folder_and_parent_of_a_uri_with_a_query():
+def test_cell_folder_of_a_uri_with_a_query():
     cell = results.cell_dir(f"s3://bucket/x/exp?{QUERY}", "baseline-abc", 3)
     assert cell == f"s3://bucket/x/exp/results/baseline-abc/seed-3?{QUERY}"
-    assert results.parent(cell) == f"s3://bucket/x/exp/results/baseline-abc?{QUERY}"
     assert results.split_query("/local/path?not-a-query") == ("/local/path?not-a-query", "")
 
 

@@ -23,18 +23,13 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from sweep_helpers import all_metrics, descendants, run_driver, start_driver, stop_tree, wait_for, write_config
+from sweep_helpers import (all_metrics, descendants, free_port, run_driver, start_driver, stop_tree, wait_for,
+                           write_config)
 
 pytestmark = pytest.mark.slow
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
                "AWS_EC2_METADATA_DISABLED": "true"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -438,14 +438,10 @@ def _local_hub_load(task: Task, source: DataSource, split: str, language: str) -
 
 def _first_damaged_parquet(directory: Path) -> tuple[Path, str] | None:
     """Error path only: the first Parquet file of a local folder whose footer does not read."""
-    import pyarrow.parquet as pq
+    from trainables.results import parquet_problem
 
-    for path in sorted(directory.rglob("*.parquet")):
-        try:
-            pq.read_metadata(path)
-        except (pa.ArrowException, OSError) as error:
-            return path, f"not a readable Parquet file ({str(error).splitlines()[0][:200]})"
-    return None
+    problems = ((path, parquet_problem(str(path))) for path in sorted(directory.rglob("*.parquet")))
+    return next(((path, problem) for path, problem in problems if problem), None)
 
 
 def _check_language(language: str, available: Sequence[str], where: str) -> None:

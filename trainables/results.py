@@ -80,13 +80,6 @@ def join(base: str, *parts: str) -> str:
     return f"{path}?{query}" if query else path
 
 
-def parent(uri: str) -> str:
-    """The folder that holds `uri` (query kept)."""
-    location, query = split_query(uri)
-    up = location.rstrip("/").rsplit("/", 1)[0]
-    return f"{up}?{query}" if query else up
-
-
 def existing_ancestor(folder: Path) -> Path:
     """`folder` itself if it exists, else its nearest ancestor that does (what a new folder is made in)."""
     while not folder.exists() and folder != folder.parent:
@@ -191,14 +184,15 @@ def parquet_problem(uri: str, fs: pafs.FileSystem | None = None, path: str | Non
         with fs.open_input_file(path) as handle:
             metadata = pq.read_metadata(handle)
     except (pa.ArrowException, OSError) as error:
-        return f"not a readable Parquet file ({_first_line(error)})"
+        return f"not a readable Parquet file ({first_line(error)})"
     if metadata.num_rows == 0:
         return "a Parquet file without rows"
     return None
 
 
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """An exception's first line: libraries' messages run to pages; a refusal shows one line."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:limit]
 
 
 def metrics_state(directory: str) -> tuple[str, str]:
@@ -234,11 +228,11 @@ def read_json(uri: str) -> dict[str, Any] | None:
     except OSError as error:
         if fs.get_file_info(path).type == pafs.FileType.NotFound:
             return None
-        raise DamagedFile(uri, f"cannot be read ({_first_line(error)})") from None
+        raise DamagedFile(uri, f"cannot be read ({first_line(error)})") from None
     try:
         value = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        what = "empty" if not raw.strip() else f"not valid JSON ({_first_line(error)})"
+        what = "empty" if not raw.strip() else f"not valid JSON ({first_line(error)})"
         raise DamagedFile(uri, f"{what}; {len(raw)} bytes") from None
     if not isinstance(value, dict):
         raise DamagedFile(uri, f"expected a JSON object, got {type(value).__name__}")
