@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +24,8 @@ import pandas as pd
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
+
+from trainables import results
 
 from sweep_helpers import (all_metrics, descendants, free_port, run_driver, start_driver, stop_tree, wait_for,
                            write_config)
@@ -84,9 +88,9 @@ def metrics_on_bucket(fs: pafs.FileSystem, experiment: str) -> pd.DataFrame:
     return frame.sort_values(["config_id", "seed", "split", "lang1", "lang2"]).reset_index(drop=True)
 
 
-def read_json(fs: pafs.FileSystem, path: str) -> dict:
-    with fs.open_input_stream(path) as stream:
-        return json.loads(stream.read())
+def read_json(endpoint: str, path: str) -> dict:
+    """A JSON file on the bucket, read the product's way (a read that overlaps a rewrite is retried)."""
+    return results.read_json(f"s3://{path}?endpoint_override={endpoint}&scheme=http")
 
 
 def test_sweep_status_and_report_with_the_endpoint_in_the_storage_uri(s3_server, tiny_world, reference_experiment,
@@ -112,6 +116,45 @@ def test_sweep_status_and_report_with_the_endpoint_in_the_storage_uri(s3_server,
     assert "| Baseline |" in report.stdout and "| RS-RP (eps=0.1) |" in report.stdout
 
 
+def test_status_read_while_the_trial_rewrites_it_is_never_taken_for_damaged(s3_server):
+    """status.json is replaced at every evaluation while `status` and the driver's progress read it. On an object
+    store a read can overlap the replacing PUT (seen in CI: a torn body, `Extra data`, from moto), and one such read
+    must not make a running cell look damaged."""
+    cell = f"s3://robust/torn?endpoint_override={s3_server}&scheme=http"
+    fs, path = filesystem(s3_server), "robust/torn/status.json"
+    results.write_status(cell, "running", pad="")
+    stop, rewrites = threading.Event(), [0]
+
+    def rewrite() -> None:  # bodies of changing length, as progress, update and evaluation grow
+        lengths = random.Random(0)
+        while not stop.is_set():
+            results.write_status(cell, "running", pad="y" * lengths.randint(10, 300), update=rewrites[0])
+            rewrites[0] += 1
+            time.sleep(0.005)
+
+    writer = threading.Thread(target=rewrite, daemon=True)
+    writer.start()
+    damaged, torn_raw, reads = [], 0, 0
+    try:
+        deadline = time.time() + 8
+        while time.time() < deadline:
+            with fs.open_input_stream(path) as stream:  # what a single read gives
+                try:
+                    json.loads(stream.read())
+                except ValueError:
+                    torn_raw += 1
+            try:
+                assert results.read_status(cell)["state"] == "running"
+            except results.DamagedFile as error:
+                damaged.append(str(error))
+            reads += 1
+    finally:
+        stop.set()
+        writer.join(timeout=30)
+    assert rewrites[0] > 100 and reads > 100
+    assert damaged == [], f"{len(damaged)} of {reads} reads damaged ({torn_raw} single reads torn): {damaged[:2]}"
+
+
 def test_driver_killed_then_resume_on_s3_with_aws_endpoint_url(s3_server, tiny_world, reference_experiment, tmp_path,
                                                                monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{s3_server}")  # pyarrow reads it: plain s3:// URIs
@@ -121,7 +164,7 @@ def test_driver_killed_then_resume_on_s3_with_aws_endpoint_url(s3_server, tiny_w
 
     def running_far_from_end() -> bool:
         done = cell_files(fs, experiment, "metrics.parquet")
-        states = [read_json(fs, p) for p in cell_files(fs, experiment, "status.json").values()]
+        states = [read_json(s3_server, p) for p in cell_files(fs, experiment, "status.json").values()]
         return len(done) >= 2 and any(s["state"] == "running" and s.get("progress", 0) < 0.7 for s in states)
 
     proc, tree = start_driver(["run", str(config), "--num-cpus", "2"], log), []
@@ -141,7 +184,7 @@ def test_driver_killed_then_resume_on_s3_with_aws_endpoint_url(s3_server, tiny_w
     pd.testing.assert_frame_equal(metrics_on_bucket(fs, experiment), all_metrics(reference_experiment))
     after = cell_files(fs, experiment, "metrics.parquet")
     assert len(after) == 6
-    statuses = {key: read_json(fs, path) for key, path in cell_files(fs, experiment, "status.json").items()}
+    statuses = {key: read_json(s3_server, path) for key, path in cell_files(fs, experiment, "status.json").items()}
     for key, digest in finished.items():  # finished before the kill: never trained again
         assert hashlib.sha256(fs.open_input_stream(after[key]).read()).hexdigest() == digest
         assert statuses[key]["attempt"] == 1

@@ -30,6 +30,7 @@ PREDICTIONS = "predictions.parquet"
 TRIAL_INFO = "trial.json"
 STATUS = "status.json"  # running (with a heartbeat), failed (with the error) or done; see sweeper status
 STOPPED = "stopped.json"  # written by the driver: the scheduler (ASHA) stopped this cell early, by design
+TORN_READ_ATTEMPTS, TORN_READ_PAUSE_S = 5, 0.05  # a JSON read that overlapped its replacement (see read_json)
 
 METRICS_SCHEMA = pa.schema(
     [
@@ -218,22 +219,34 @@ def read_metrics(directory: str) -> pa.Table:
 
 
 def read_json(uri: str) -> dict[str, Any] | None:
-    """A JSON object file; None when absent, DamagedFile when it does not parse as one."""
+    """A JSON object file; None when absent, DamagedFile when it does not parse as one.
+
+    On an object store a read can overlap the PUT that replaces the object (status.json is rewritten at every
+    evaluation): S3 clients read by a HEAD for the size then ranged GETs, and S3-compatible servers (moto, seen
+    in the tests) can even serve a half-replaced body. Such a torn read is retried a bounded number of times;
+    a file that stays unparsable is damaged.
+    """
     fs, path = filesystem(uri)
-    try:
-        with fs.open_input_stream(path) as stream:
-            raw = stream.read()
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        if fs.get_file_info(path).type == pafs.FileType.NotFound:
+    attempts = 1 if isinstance(fs, pafs.LocalFileSystem) else TORN_READ_ATTEMPTS
+    for attempt in range(attempts):
+        try:
+            with fs.open_input_stream(path) as stream:
+                raw = stream.read()
+        except FileNotFoundError:
             return None
-        raise DamagedFile(uri, f"cannot be read ({first_line(error)})") from None
-    try:
-        value = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        what = "empty" if not raw.strip() else f"not valid JSON ({first_line(error)})"
-        raise DamagedFile(uri, f"{what}; {len(raw)} bytes") from None
+        except OSError as error:
+            if fs.get_file_info(path).type == pafs.FileType.NotFound:
+                return None
+            raise DamagedFile(uri, f"cannot be read ({first_line(error)})") from None
+        try:
+            value = json.loads(raw.decode("utf-8"))
+            break
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            if attempt + 1 < attempts:
+                time.sleep(TORN_READ_PAUSE_S)
+                continue
+            what = "empty" if not raw.strip() else f"not valid JSON ({first_line(error)})"
+            raise DamagedFile(uri, f"{what}; {len(raw)} bytes") from None
     if not isinstance(value, dict):
         raise DamagedFile(uri, f"expected a JSON object, got {type(value).__name__}")
     return value
