@@ -19,11 +19,6 @@ from typing import Callable, Mapping, Sequence
 import datasets
 import numpy as np
 
-COUNTERFITTED_NEIGHBORS_URL = (
-    "https://raw.githubusercontent.com/uclanlp/Robust-XLT/master/counterfitted_neighbors.json"
-)
-SYNTAX_SWAP_PROBABILITY = 0.1  # Section 4.4
-
 
 class SynonymTableError(ValueError):
     """The synonym table is missing or not in the counter-fitted JSON format."""
@@ -61,7 +56,7 @@ def load_synonym_table(path_or_url: str, cache_dir: str | os.PathLike | None = N
         path_or_url = str(_download_once(path_or_url, Path(cache_dir or _default_cache_dir())))
     path = Path(path_or_url)
     if not path.is_file():
-        raise SynonymTableError(f"{path}: synonym table not found (give a path or {COUNTERFITTED_NEIGHBORS_URL})")
+        raise SynonymTableError(f"{path}: synonym table not found (give a path or a URL; the paper's table is methods.rs_da's default)")
     return parse_synonym_table(path.read_bytes(), str(path))
 
 
@@ -96,7 +91,7 @@ def substitute_synonyms(sentence: str, table: SynonymTable, m: int, rng: np.rand
     return [" ".join(column[j] for column in columns) for j in range(m)]
 
 
-def swap_adjacent(sentence: str, m: int, rng: np.random.Generator, p: float = SYNTAX_SWAP_PROBABILITY) -> list[str]:
+def swap_adjacent(sentence: str, m: int, rng: np.random.Generator, p: float) -> list[str]:
     """m copies of `sentence` where each adjacent pair is swapped with probability p.
 
     Swaps never overlap (a swapped word is not swapped again in the same copy), so every copy is

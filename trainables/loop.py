@@ -1,7 +1,8 @@
 """The one training loop: fine-tune on English, select on English dev, keep the best-by-dev weights.
 
-Methods plug in through `method.loss(ctx)` (one micro-batch) and through the data they were
-prepared with; nothing here knows which method runs. The loop is checkpointable at every update
+Methods plug in through `method.loss(ctx)` (one micro-batch; a method may run its own backward
+passes, see trainables.methods.base) and through the data they were prepared with; nothing here
+knows which method runs. The loop is checkpointable at every update
 boundary: model, optimizer, scheduler, RNG states and the data position (epoch, micro-batch), so a
 resumed run continues on exactly the batches and random numbers of an uninterrupted one.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,7 +22,8 @@ import torch.nn.functional as F
 from transformers import get_linear_schedule_with_warmup
 
 from trainables.batching import TokenizedSplit, collate, evaluation_batches, length_grouped_batches, random_batches
-from trainables.methods import EmbeddingInjector, Method, StepContext
+from trainables.injection import EmbeddingInjector
+from trainables.methods import Method, StepContext
 from trainables.prepare import PreparedData
 from trainables.spec import TrainingSpec, derive_seed
 
@@ -121,9 +123,14 @@ class TrainingRun:
         examples = sum(len(b) for b in group)
         total = torch.zeros((), device=self.device)
         for indices in group:
-            loss = self.method.loss(self.step_context(indices)) * (len(indices) / examples)
-            loss.backward()
-            total += loss.detach()
+            weight = len(indices) / examples
+            loss = self.method.loss(replace(self.step_context(indices), weight=weight))
+            if self.method.runs_backward:  # it called ctx.backward itself (weighted); the loss is for the log
+                total += loss.detach() * weight
+            else:
+                loss = loss * weight
+                loss.backward()
+                total += loss.detach()
         torch.nn.utils.clip_grad_norm_(self.parameters, self.training.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
@@ -135,14 +142,18 @@ class TrainingRun:
         labels = batch.pop("labels")
         mask = batch["attention_mask"].unsqueeze(-1).to(torch.float32)
 
-        def forward(delta: torch.Tensor | None) -> torch.Tensor:
+        def logits(delta: torch.Tensor | None) -> torch.Tensor:
             perturbed = self.injector.perturb(delta) if self.injector else contextlib.nullcontext()
             with perturbed, self.autocast():
-                logits = self.model(**batch).logits
-            return F.cross_entropy(logits.float(), labels)
+                out = self.model(**batch).logits
+            return out.float()
+
+        def loss_of(out: torch.Tensor) -> torch.Tensor:
+            return F.cross_entropy(out, labels)
 
         hidden = self.injector.hidden_size if self.injector else self.model.config.hidden_size
-        return StepContext(forward=forward, mask=mask, hidden_size=hidden, generator=self.noise)
+        return StepContext(forward=lambda delta: loss_of(logits(delta)), mask=mask, hidden_size=hidden,
+                           generator=self.noise, logits=logits, loss_of=loss_of)
 
     def batch(self, split: TokenizedSplit, indices: np.ndarray) -> dict[str, torch.Tensor]:
         multiple = 8 if self.device.type == "cuda" else 1  # tensor-core friendly shapes on GPU
