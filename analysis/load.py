@@ -36,12 +36,12 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from analysis.names import METHODS
+from analysis.names import METHOD_DISPLAY
 from trainables.results import METRICS_SCHEMA  # the writer's schema: one definition for both sides
 
 REQUIRED_NON_NULL = ("experiment", "task", "method", "config_id", "seed", "stage", "split", "lang1", "lang2", "accuracy", "n")
 ALLOWED_VALUES: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {"method": METHODS, "stage": ("grid", "search", "final"), "split": ("dev", "test")}
+    {"stage": ("grid", "search", "final"), "split": ("dev", "test")}  # methods: any (a new one is reported)
 )
 ROW_KEY = ("experiment", "config_id", "stage", "seed", "split", "lang1", "lang2")
 SEED_GROUP = ("experiment", "config_id", "stage")
@@ -65,6 +65,7 @@ class ExperimentInfo:
     distance_name: str | None
     planned: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (config_id, stage) -> N
     problems: tuple[str, ...] = ()  # damaged files left out (the report's notes)
+    method_display: Mapping[str, str] = field(default_factory=dict)  # experiment.json's `methods`: the run's names
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,14 @@ class Results:
 
     metrics: pd.DataFrame
     experiments: tuple[ExperimentInfo, ...]
+
+    @property
+    def method_display(self) -> Mapping[str, str]:
+        """Row names: the installed methods', then what each experiment's run called its methods."""
+        names = dict(METHOD_DISPLAY)
+        for info in self.experiments:
+            names.update(info.method_display)
+        return MappingProxyType(names)
 
     def experiment(self, name: str) -> ExperimentInfo:
         for info in self.experiments:
@@ -202,7 +211,16 @@ def read_experiment_info(experiment_dir: Location) -> ExperimentInfo:
         distance_name=document.get("distance_name"),
         planned=planned,
         problems=problems,
+        method_display=_method_display(document, path),
     )
+
+
+def _method_display(document: dict, path: Location) -> Mapping[str, str]:
+    """experiment.json's `methods` (name -> {display, grid_axis, ...}); absent in older experiments."""
+    methods = document.get("methods", {})
+    if not isinstance(methods, dict) or not all(isinstance(v, dict) for v in methods.values()):
+        raise AnalysisInputError(f"{path}: field 'methods' must map each method to its description")
+    return MappingProxyType({str(name): str(v.get("display", name)) for name, v in methods.items()})
 
 
 def expand_experiment_dirs(dirs: Iterable[str | Path]) -> list[Location]:
@@ -360,6 +378,11 @@ def load_experiment(experiment_dir: "str | Path | Location") -> tuple[pd.DataFra
     frame = read_metrics_files(files, experiment_dir.filesystem)
     validate_metrics(frame)
     _check_against_info(frame, info)
+    unknown = sorted(set(frame["method"]) - set(METHOD_DISPLAY) - set(info.method_display))
+    if unknown:
+        info = replace(info, problems=info.problems + tuple(
+            f"method {name!r} is neither installed here nor described by {experiment_dir / 'experiment.json'}: "
+            "shown under its own name" for name in unknown))
     return frame, info
 
 

@@ -24,7 +24,7 @@ from analysis.aggregate import dev_means, m_ablation, seed_averages, seed_scores
 from analysis.distances import Distances, experiment_distances, order_by_distance
 from analysis.load import (AnalysisInputError, ExperimentInfo, Results, damaged_predictions, load_correctness,
                            load_results, planned_frame)
-from analysis.names import AVG, METHOD_DISPLAY, M_METHODS, METHODS
+from analysis.names import AVG, display_name
 from analysis.paper import PaperComparison, compare_with_paper, comparison_grid
 from analysis.stats import example_bootstrap
 from analysis.tables import (
@@ -61,9 +61,10 @@ class ReportOptions(TableOptions):
     example_level: bool = True
     methods: tuple[str, ...] | None = None
 
-    def table_options(self, baseline: str) -> TableOptions:
+    def table_options(self, baseline: str, method_display: Mapping[str, str] | None = None) -> TableOptions:
         values = {f.name: getattr(self, f.name) for f in fields(TableOptions)}
-        return TableOptions(**{**values, "baseline": baseline})
+        return TableOptions(**{**values, "baseline": baseline,
+                               "method_display": method_display or self.method_display})
 
 
 @dataclass(frozen=True)
@@ -108,13 +109,19 @@ def selection_frame(metrics: pd.DataFrame, table: TaskTable) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["row", "stage", "dev_mean", "dev_n", "candidates"])
 
 
+def m_methods(metrics: pd.DataFrame) -> list[str]:
+    """Methods whose configurations differ by m (Figure 3's x axis), as the results record them."""
+    return list(dict.fromkeys(metrics.loc[metrics["m"].notna(), "method"]))
+
+
 def m_points(metrics: pd.DataFrame, planned: pd.DataFrame, task: str, languages: Sequence[str]) -> dict[str, pd.DataFrame]:
     """Per m-method with at least two values of m: average accuracy per m (Figure 3's points)."""
     scores = seed_scores(metrics)
-    scores = scores[scores["method"].isin(M_METHODS) & scores["language"].isin(languages)]
+    methods = m_methods(scores)
+    scores = scores[scores["method"].isin(methods) & scores["language"].isin(languages)]
     averages = summarize(seed_averages(scores, {task: languages}), planned)
     found = {}
-    for method in M_METHODS:
+    for method in methods:
         points = m_ablation(averages, method).sort_values("n", ascending=False).drop_duplicates("m").sort_values("m")
         if points["m"].nunique() >= 2:
             found[method] = points.reset_index(drop=True)
@@ -192,7 +199,7 @@ def build_task_report(results: Results, task: str, options: ReportOptions) -> Ta
     metrics = results.metrics[results.metrics["task"] == task]
     planned = planned_frame(infos)
     languages = infos[0].languages
-    table_options = options.table_options(task_baseline(infos, options.baseline))
+    table_options = options.table_options(task_baseline(infos, options.baseline), results.method_display)
     table = build_task_table(metrics, planned, languages, table_options, options.methods)
     notes = [problem for info in infos for problem in info.problems] + table_notes(table, planned)
     if options.example_level:
@@ -224,8 +231,9 @@ def missing_figure_notes(table: TaskTable, distances: Distances | None, matrices
         notes.append("Figures 4-5 and the generalized matrices need generalized test pairs (lang1 != lang2) "
                      "of the baseline and another method: none found")
     present = set(table.selection["method"])
-    notes += [f"Figure 3 for {display(method)} needs at least two values of m: found fewer"
-              for method in M_METHODS if method in present and method not in points]
+    selected = table.selection
+    notes += [f"Figure 3 for {display(method, table)} needs at least two values of m: found fewer"
+              for method in m_methods(selected) if method in present and method not in points]
     return notes
 
 
@@ -241,8 +249,8 @@ def build_reports(results: Results, options: ReportOptions) -> list[TaskReport]:
 
 # ---- figures -------------------------------------------------------------------------------------
 
-def display(method: str) -> str:
-    return METHOD_DISPLAY.get(method, method)
+def display(method: str, table: TaskTable) -> str:
+    return display_name(method, table.options.method_display)
 
 
 def planned_figures(report: TaskReport) -> list[tuple[str, Callable[[], "Figure"]]]:
@@ -251,7 +259,7 @@ def planned_figures(report: TaskReport) -> list[tuple[str, Callable[[], "Figure"
     from analysis.figures import difference_heatmap_figure, gain_vs_distance_figure, gains_against_distance, m_ablation_figure
 
     table, task = report.table, report.table.task
-    base = display(table.baseline)
+    base = display(table.baseline, table)
     figures = []
     methods = [m for m in table.selection["method"] if m != table.baseline]
     if report.distances is not None:
@@ -259,13 +267,13 @@ def planned_figures(report: TaskReport) -> list[tuple[str, Callable[[], "Figure"
             gains = gains_against_distance(table.cells, method, dict(report.distances.values))
             if len(gains):
                 figures.append((f"{task}_fig2_gain_vs_distance_{method}", lambda g=gains, m=method: gain_vs_distance_figure(
-                    g, method_label=display(m), baseline_label=base, distance_name=report.distances.name, task=task)))
+                    g, method_label=display(m, table), baseline_label=base, distance_name=report.distances.name, task=task)))
     baseline_avg = table.cells.loc[(table.cells["method"] == table.baseline) & (table.cells["column"] == AVG), "mean"]
     for method, points in report.m_points.items():
         figures.append((f"{task}_fig3_m_ablation_{method}", lambda p=points, m=method: m_ablation_figure(
-            p, method_label=display(m), task=task, baseline_mean=float(baseline_avg.iloc[0]) if len(baseline_avg) else None)))
+            p, method_label=display(m, table), task=task, baseline_mean=float(baseline_avg.iloc[0]) if len(baseline_avg) else None)))
     for method, difference in report.differences.items():
-        title = f"{task}: {display(method)} - {base}, generalized setting (accuracy points)"
+        title = f"{task}: {display(method, table)} - {base}, generalized setting (accuracy points)"
         figures.append((f"{task}_fig45_generalized_{method}_minus_{table.baseline}",
                         lambda d=difference, t=title: difference_heatmap_figure(d, title=t)))
     return figures
@@ -327,17 +335,17 @@ def markdown_task(report: TaskReport, figures: Sequence[str]) -> str:
     selection["dev_mean"] = selection["dev_mean"].map(lambda v: f"{v:.2f}")
     selection.columns = ["stage", "dev accuracy", "seeds", "candidates (dev accuracy)"]
     parts += ["### Configuration chosen by mean English dev accuracy (%)", markdown_grid(selection, "Method")]
-    parts += [f"### Paired tests against {display(table.baseline)} (points; p one-sided)", markdown_grid(tests_grid(table), "Cell"),
+    parts += [f"### Paired tests against {display(table.baseline, table)} (points; p one-sided)", markdown_grid(tests_grid(table), "Cell"),
               "Primary test: bootstrapped paired t-test on per-seed accuracies (seeds paired by id). Diagnostics: "
               "scipy ttest_rel (greater), exact sign-flip permutation, example-level paired bootstrap on per-example "
               "correctness averaged over seeds (supplement, not used for marks)."]
     parts += [f"### Seeds needed to detect +{opts.gain:g} points (one-sided paired t-test, alpha {opts.alpha:g}, power {opts.power:g})",
               markdown_grid(seeds_grid(table), "Method")]
     for method, matrix in report.generalized.items():
-        parts += [f"### Generalized setting: {display(method)} (rows: sentence-1 language, columns: sentence-2 language)",
+        parts += [f"### Generalized setting: {display(method, table)} (rows: sentence-1 language, columns: sentence-2 language)",
                   markdown_grid(matrix_text(matrix, opts.decimals), "lang1 \\ lang2")]
     for method, matrix in report.differences.items():
-        parts += [f"### Generalized setting: {display(method)} - {display(table.baseline)}",
+        parts += [f"### Generalized setting: {display(method, table)} - {display(table.baseline, table)}",
                   markdown_grid(matrix_text(matrix, opts.decimals, signed=True), "lang1 \\ lang2")]
     parts.append("### Against the paper (ours / paper (difference), points; underlined: significant improvement)")
     if len(report.comparison.frame):
@@ -362,7 +370,7 @@ def render_latex_report(reports: Sequence[TaskReport], standalone: bool) -> str:
         task = report.table.task
         parts.append(render_latex(report.table, label=f"tab:{task}"))
         for method, matrix in report.generalized.items():
-            parts.append(render_matrix_latex(matrix, f"{task}: generalized setting, {display(method)} (rows: sentence 1, columns: sentence 2)."))
+            parts.append(render_matrix_latex(matrix, f"{task}: generalized setting, {display(method, report.table)} (rows: sentence 1, columns: sentence 2)."))
         parts += [f"% {note}" for note in report.notes]
         if report.comparison.note:
             parts.append(f"% {report.comparison.note}")
@@ -429,7 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--power", type=float, default=0.8, help="target power for the seeds-needed report (default: 0.8)")
     parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default: 10000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap's Generator (default: 0)")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, help="rows to show (the baseline is always shown)")
+    parser.add_argument("--methods", nargs="+", metavar="METHOD",
+                        help="rows to show, by the results' method names (the baseline is always shown)")
     parser.add_argument("--no-example-level", action="store_true", help="skip the example-level supplement (reads predictions)")
     parser.add_argument("--standalone", action="store_true", help="LaTeX: a complete compilable document")
     parser.add_argument("--summary", type=Path, metavar="CSV",
@@ -511,6 +520,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         results = load_results(args.dirs)
+        unknown = sorted(set(args.methods or ()) - set(results.metrics["method"]))
+        if unknown:
+            raise AnalysisInputError(f"--methods: no results for {', '.join(unknown)}; the results have: "
+                                     f"{', '.join(sorted(set(results.metrics['method'])))}")
         reports = build_reports(results, options_from(args))
     except AnalysisInputError as error:
         print(f"error: {error}", file=sys.stderr)

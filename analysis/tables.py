@@ -10,7 +10,7 @@ paper's order plus avg.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -18,7 +18,7 @@ import pandas as pd
 
 from analysis.aggregate import generalized_matrix, restrict_to, seed_averages, seed_matrix, seed_scores, select_configurations, summarize
 from analysis.load import AnalysisInputError
-from analysis.names import AVG, METHOD_DISPLAY, configuration_display, method_order
+from analysis.names import AVG, METHOD_DISPLAY, configuration_display, display_name, method_order
 from analysis.power import seeds_needed
 from analysis.stats import holm, is_significant, pair_by_seed, paired_bootstrap_batch, sign_flip_pvalue, ttest_rel_pvalue
 
@@ -35,6 +35,7 @@ class TableOptions:
     decimals: int = 1
     gain: float = 0.5
     power: float = 0.8
+    method_display: Mapping[str, str] = field(default_factory=lambda: METHOD_DISPLAY)  # Results.method_display
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,13 @@ class PairedCell:
     unpaired: tuple[int, ...]
 
 
-def _with_row_labels(chosen: pd.DataFrame) -> pd.DataFrame:
-    labels = [configuration_display(m, l) for m, l in zip(chosen["method"], chosen["config_label"])]
+def _with_row_labels(chosen: pd.DataFrame, displays: Mapping[str, str]) -> pd.DataFrame:
+    labels = [configuration_display(m, l, displays) for m, l in zip(chosen["method"], chosen["config_label"])]
     return chosen.assign(row=labels)
 
 
-def choose_rows(metrics: pd.DataFrame, planned: pd.DataFrame, baseline: str, methods: Sequence[str] | None) -> pd.DataFrame:
+def choose_rows(metrics: pd.DataFrame, planned: pd.DataFrame, baseline: str, methods: Sequence[str] | None,
+                displays: Mapping[str, str] = METHOD_DISPLAY) -> pd.DataFrame:
     """The configuration shown for each method, baseline first; an error if the baseline has no results."""
     chosen = select_configurations(metrics, planned)
     if methods is not None:
@@ -85,7 +87,8 @@ def choose_rows(metrics: pd.DataFrame, planned: pd.DataFrame, baseline: str, met
             f"(methods found: {', '.join(sorted(set(chosen['method']))) or 'none'}); use --baseline NAME"
         )
     order = chosen["method"].map(lambda m: -1 if m == baseline else method_order(m))
-    return _with_row_labels(chosen.assign(order=order).sort_values("order").drop(columns="order").reset_index(drop=True))
+    ordered = chosen.assign(order=order).sort_values("order", kind="stable").drop(columns="order")
+    return _with_row_labels(ordered.reset_index(drop=True), displays)
 
 
 def table_scores(metrics: pd.DataFrame, chosen: pd.DataFrame, task: str, languages: Sequence[str]) -> pd.DataFrame:
@@ -196,7 +199,7 @@ def build_task_table(
     if len(tasks) != 1:
         raise ValueError(f"build_task_table needs the rows of exactly one task, got {list(tasks)}")
     task = str(tasks[0])
-    chosen = choose_rows(metrics, planned, options.baseline, methods)
+    chosen = choose_rows(metrics, planned, options.baseline, methods, options.method_display)
     scores = table_scores(metrics, chosen, task, languages)
     columns = (*languages, AVG)
     summary = summarize(scores, planned).merge(chosen[["experiment", "config_id", "stage", "row"]])
@@ -308,7 +311,7 @@ def legend(table: TaskTable, fmt: str = "markdown") -> str:
     """What bold, underline and (n/N) mean for this table, written for the format."""
     markup = MARKUP[fmt]
     correction = ", Holm-adjusted across the languages of each row" if table.options.holm else ""
-    base = METHOD_DISPLAY.get(table.baseline, table.baseline)
+    base = display_name(table.baseline, table.options.method_display)
     before = f"Test accuracy (%), mean over seeds. Bold: best per column. Underline: improvement over {base} with p "
     after = (
         f" {table.options.alpha:g} (bootstrapped paired t-test, one-sided, {table.options.n_resamples:,} "

@@ -78,12 +78,35 @@ def test_nan_accuracy_names_file_and_row(tmp_path):
         load_results([root])
 
 
-def test_unknown_method_is_refused_with_the_allowed_names(tmp_path):
+def test_a_config_id_used_by_two_methods_is_refused(tmp_path):
     root = write_hand_experiment(tmp_path / "hand")
-    path = metrics_path(root, BASELINE.config_id, 0)
-    rewrite_metrics(path, method=["mbert_plus"] * 3)
-    with pytest.raises(AnalysisInputError, match=r"metrics.parquet: row 0: unknown method 'mbert_plus' \(allowed: baseline, adv"):
+    rewrite_metrics(metrics_path(root, BASELINE.config_id, 0), method=["mbert_plus"] * 3)
+    with pytest.raises(AnalysisInputError, match=rf"config_id {BASELINE.config_id!r} is used by several methods"):
         load_results([root])
+
+
+def test_a_method_never_heard_of_is_reported_under_its_name_with_a_note(tmp_path):
+    """A method added in a later version (or a plugin not installed here) is analysed, not refused."""
+    root = write_hand_experiment(tmp_path / "hand")
+    for seed in (0, 1, 2):
+        rewrite_metrics(metrics_path(root, RS_RP_BIG.config_id, seed), method=["mbert_plus"] * 3)
+    results = load_results([root])
+    assert set(results.metrics["method"]) == {"baseline", "mbert_plus", "rs_rp"}
+    assert "mbert_plus" not in results.method_display  # shown as itself (analysis.names.display_name)
+    (note,) = [p for p in results.experiments[0].problems if "mbert_plus" in p]
+    assert note.endswith("experiment.json: shown under its own name")
+
+
+def test_display_names_come_from_the_experiment_json_of_the_run(tmp_path):
+    root = write_hand_experiment(tmp_path / "hand")
+    for seed in (0, 1, 2):
+        rewrite_metrics(metrics_path(root, RS_RP_BIG.config_id, seed), method=["mbert_plus"] * 3)
+    document = json.loads((root / "experiment.json").read_text())
+    document["methods"] = {"mbert_plus": {"display": "mBERT+", "grid_axis": "epsilon"}}
+    (root / "experiment.json").write_text(json.dumps(document))
+    results = load_results([root])
+    assert results.method_display["mbert_plus"] == "mBERT+" and results.method_display["rs_rp"] == "RS-RP"
+    assert not [p for p in results.experiments[0].problems if "mbert_plus" in p]
 
 
 def test_percentages_are_refused(tmp_path):
