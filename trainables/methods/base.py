@@ -176,9 +176,8 @@ class MethodDescriptor:
         """A grid point's options with every default filled in, validated by the settings model."""
         given = {k: v for k, v in options.items() if k in self.options.model_fields and k != "training"}
         axis = self.grid_axis
-        if axis is not None and given.get(axis) is not None:
-            given[axis] = [given[axis]]
-        point = self.grid(self.options.model_validate(given))[0]
         if axis is not None:
-            point[axis] = options.get(axis)
-        return point
+            value = given.pop(axis, None)
+            if value is not None:  # one point of the axis (its default grid's first where not given)
+                given[axis] = [value]
+        return self.grid(self.options.model_validate(given))[0]
