@@ -26,7 +26,7 @@ import pyarrow.fs as pafs  # noqa: E402
 import torch  # noqa: E402
 from transformers import BertConfig, BertForSequenceClassification  # noqa: E402
 
-from sweeper.config import Estimate  # noqa: E402
+from sweeper.schema import Estimate  # noqa: E402
 from trainables.loop import TrainingRun  # noqa: E402
 from trainables.methods import build_method  # noqa: E402
 from trainables.spec import TrainingSpec  # noqa: E402

@@ -33,19 +33,21 @@ def former_refusal(path: Path) -> int:
     import yaml
     from pydantic import ValidationError
 
-    from sweeper.config import Sweep, _line_of, _location
+    from sweeper.schema import Sweep
+    from sweeper.yaml_errors import _location, line_of
 
     text = path.read_text()
     root = yaml.compose(text, Loader=yaml.SafeLoader)
     try:
         Sweep.model_validate(yaml.safe_load(text))
     except ValidationError as error:
-        return len([_line_of(root, _location(problem)) for problem in error.errors()])
+        return len([line_of(root, _location(problem)) for problem in error.errors()])
     return 0
 
 
 def current_refusal(path: Path) -> int:
-    from sweeper.config import ConfigError, load_config
+    from sweeper.config import load_config
+    from sweeper.yaml_errors import ConfigError
 
     try:
         load_config(path)

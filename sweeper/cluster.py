@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence, TextIO
 
 from ray import tune
 
-from sweeper.config import ConfigError, Where
+from sweeper.yaml_errors import ConfigError, Where
 from sweeper.preflight import within
 from trainables import results
 

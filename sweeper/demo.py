@@ -14,8 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from sweeper.config import Sweep, load_config
+from sweeper.config import load_config
 from sweeper.run import ExperimentError, RunOptions, run_sweep, stored_configuration
+from sweeper.schema import Sweep
 
 # What a demo experiment folder holds: the sweeper's files, Tune's stage folders, and the figures the
 # README suggests drawing into it. Anything else means the folder is not (only) the demo's.

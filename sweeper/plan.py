@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from sweeper.config import MethodBase, Sweep
+from sweeper.schema import MethodBase, Sweep
+from sweeper.sources import SYNTHETIC, data_languages, world_dir, world_languages
 from trainables.spec import TrialSpec
 from trainables.tasks import get_task
-
-SYNTHETIC = "synthetic"  # `model: synthetic`, `synonyms: synthetic`: the synthetic world's own files
-DEFAULT_WORLD_ROOT = Path("~/.cache/robust-xlt/worlds")
 
 # One option dict per grid point; the registry replaces an if/elif chain over method names.
 METHOD_GRIDS: Mapping[str, Callable[[Any], list[dict[str, Any]]]] = {
@@ -81,32 +78,6 @@ class Cell:
 
 
 # ------------------------------------------------------------------------------ data and world
-def world_dir(sweep: Sweep) -> Path:
-    data = sweep.data
-    default = DEFAULT_WORLD_ROOT / f"{data.synthetic_preset}-seed{data.synthetic_seed}"
-    return Path(data.path or default).expanduser().resolve()
-
-
-def world_languages(sweep: Sweep) -> tuple[tuple[str, ...], dict[str, float]]:
-    """The synthetic world's languages and distances, without building it."""
-    from trainables.synthetic import PRESETS
-    from trainables.synthetic.world import language_table
-
-    languages, distances, _ = language_table(PRESETS[sweep.data.synthetic_preset])
-    return tuple(languages), dict(distances)
-
-
-def data_languages(sweep: Sweep) -> tuple[str, ...]:
-    """Languages the configured data offers (validation; no download, no world build)."""
-    from trainables.data import DataSource, available_languages
-
-    if sweep.data.source == SYNTHETIC:
-        return world_languages(sweep)[0]
-    if sweep.data.source == "hub":
-        return get_task(sweep.task).languages
-    return available_languages(get_task(sweep.task), DataSource(sweep.data.source, sweep.data.path))
-
-
 def resolve(sweep: Sweep, experiment_dir: str, *, build_world: bool = True) -> Resolved:
     """Absolute model/data/synonyms locations; the synthetic world is built here if missing."""
     task = get_task(sweep.task)

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sweeper import plan as planning
-from sweeper.config import ConfigError, Where, is_local_model
+from sweeper.config import is_local_model
+from sweeper.yaml_errors import ConfigError, Where
 from trainables import results
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",

@@ -25,7 +25,8 @@ from ray import tune
 from sweeper import cluster, preflight
 from sweeper import plan as planning
 from sweeper import recovery
-from sweeper.config import SEARCHABLE, Sweep, Where, dump_config, experiment_identity
+from sweeper.schema import SEARCHABLE, Sweep, dump_config, experiment_identity
+from sweeper.yaml_errors import Where
 from sweeper.status import cells_on_storage
 from sweeper.status import read_plan as read_plan_file
 from trainables import results

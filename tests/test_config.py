@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from sweeper.config import ConfigError, dump_config, load_config
+from sweeper.config import load_config
+from sweeper.schema import dump_config
+from sweeper.yaml_errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -397,7 +397,8 @@ def _demo_config(self: Bench) -> str:
 
 def _fake_demo(self: Bench, extra: str) -> None:
     """A demo experiment folder (its sweep.yaml) plus a file of the user's."""
-    from sweeper.config import dump_config, load_config
+    from sweeper.config import load_config
+    from sweeper.schema import dump_config
 
     folder = self.root / "demo"
     folder.mkdir()

@@ -147,7 +147,7 @@ def test_grid_times_learning_rate_choices(tiny_world, tmp_path):
 
 
 def test_resume_accepts_a_stored_config_from_before_a_new_setting_but_not_a_changed_one(resolved, tmp_path):
-    from sweeper.config import dump_config
+    from sweeper.schema import dump_config
     from sweeper.run import ExperimentError, claim_experiment_dir
 
     sweep, experiment = resolved.sweep, tmp_path / "exp"

@@ -1,0 +1,457 @@
+"""The sweep configuration's schema: frozen typed models, validated once at the edge (`sweeper.config`).
+
+Validators raise `FieldError` for cross-field refusals, so that `sweeper.yaml_errors` can name the
+field and its line. No file is read here: the models can be built from any mapping.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Mapping, Sequence
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from trainables.spec import INJECTION_POINTS
+from trainables.tasks import TASKS
+
+EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+class FieldError(ValueError):
+    """A cross-field refusal that names the field it is about (relative to the model raising it)."""
+
+    def __init__(self, location: Sequence[str | int], message: str) -> None:
+        super().__init__(message)
+        self.location = tuple(location)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _not_boolean(value: Any) -> Any:
+    """YAML reads true/false/yes/no as booleans, which pydantic would quietly take as 1 and 0."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got the boolean {value!r}")
+    return value
+
+
+Integer = Annotated[int, BeforeValidator(_not_boolean)]
+Number = Annotated[float, BeforeValidator(_not_boolean)]
+PositiveInt = Annotated[Integer, Field(ge=1)]
+Seed = Annotated[Integer, Field(ge=0)]  # numpy's generators refuse negative seeds
+Probability = Annotated[Number, Field(gt=0, le=1)]
+LearningRate = Annotated[Number, Field(gt=0, lt=1)]
+
+
+def _duplicates(values: Sequence[Any]) -> list[Any]:
+    return sorted({v for i, v in enumerate(values) if v in values[:i]}, key=values.index)
+
+
+class Training(Strict):
+    """Defaults from the paper's (XTREME's) scripts; see README, "Training"."""
+
+    epochs: PositiveInt = 3
+    learning_rate: LearningRate = 2e-5
+    per_device_batch_size: PositiveInt = 8
+    gradient_accumulation: PositiveInt = 4
+    max_length: Annotated[Integer, Field(ge=8, le=4096)] = 128
+    weight_decay: Annotated[Number, Field(ge=0)] = 0.0
+    adam_epsilon: Annotated[Number, Field(gt=0)] = 1e-8
+    max_grad_norm: Annotated[Number, Field(gt=0)] = 1.0
+    warmup_ratio: Annotated[Number, Field(ge=0, lt=1)] = 0.0
+    eval_every: PositiveInt | None = None
+    eval_batch_size: PositiveInt = 64
+    freeze_word_embeddings: bool = False
+    length_grouping: bool = True
+    padding: Literal["dynamic", "max_length"] = "dynamic"
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    max_updates: PositiveInt | None = None
+
+
+# ===================================================================================== methods
+# Everything method-specific, in one section: to be generated from the methods' own descriptors.
+DEFAULT_SYNONYMS = "https://raw.githubusercontent.com/uclanlp/Robust-XLT/master/counterfitted_neighbors.json"
+
+
+class TrainingOverride(Strict):
+    """Per-method changes to the training hyper-parameters (e.g. the paper's RS-DA epochs)."""
+
+    epochs: PositiveInt | None = None
+    learning_rate: LearningRate | None = None
+    max_updates: PositiveInt | None = None
+
+
+def _listify(value: Any) -> Any:
+    """`epsilon: 0.1` means the one-point grid [0.1]."""
+    return value if isinstance(value, list) or value is None else [value]
+
+
+def _nonempty_unique(values: list, what: str) -> list:
+    if not values:
+        raise ValueError(f"{what} grid is empty: give at least one value")
+    if _duplicates(values):
+        raise ValueError(f"{what} grid has duplicates {_duplicates(values)}: each value once")
+    return values
+
+
+class MethodBase(Strict):
+    training: TrainingOverride = TrainingOverride()
+
+
+class Baseline(MethodBase):
+    pass
+
+
+class EpsilonMethod(MethodBase):
+    epsilon: list[Number] | None = None  # required unless search.space.epsilon samples it
+    injection: Literal[INJECTION_POINTS] = "word_embeddings"  # type: ignore[valid-type]
+
+    _one_point_grid = field_validator("epsilon", mode="before")(_listify)
+
+    @field_validator("epsilon")
+    @classmethod
+    def _positive(cls, values: list[float] | None) -> list[float] | None:
+        for eps in _nonempty_unique(values, "epsilon") if values is not None else ():
+            if not eps > 0 or not math.isfinite(eps):
+                raise ValueError(f"epsilon must be a finite number > 0 (an L-inf radius), got {eps}")
+        return values
+
+
+class Adversarial(EpsilonMethod):
+    pgd_steps: PositiveInt = 1
+    pgd_alpha: Annotated[Number, Field(gt=0)] | None = None
+    pgd_random_start: bool = True
+
+
+class RandomPerturbation(EpsilonMethod):
+    pass
+
+
+class CopiesMethod(MethodBase):
+    m: list[Integer] | None = None  # required unless search.space.m samples it
+    keep_original: bool = False
+
+    _one_point_grid = field_validator("m", mode="before")(_listify)
+
+    @field_validator("m")
+    @classmethod
+    def _at_least_one(cls, values: list[int] | None) -> list[int] | None:
+        for m in _nonempty_unique(values, "m") if values is not None else ():
+            if m < 1:
+                raise ValueError(f"m (augmented copies per example) must be >= 1, got {m}")
+        return values
+
+
+class SynonymAugmentation(CopiesMethod):
+    synonyms: str = DEFAULT_SYNONYMS
+
+
+class SyntaxAugmentation(CopiesMethod):
+    swap_probability: Probability = 0.1
+
+
+class Methods(Strict):
+    baseline: Baseline | None = None
+    adv: Adversarial | None = None
+    rs_rp: RandomPerturbation | None = None
+    rs_da: SynonymAugmentation | None = None
+    rs_syntax: SyntaxAugmentation | None = None
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> "Methods":
+        if not self.enabled():
+            raise ValueError(f"no method enabled; allowed: {', '.join(Methods.model_fields)} "
+                             "(enable one with `baseline: {}`: a bare `baseline:` is null and leaves it off)")
+        return self
+
+    def enabled(self) -> dict[str, MethodBase]:
+        return {name: getattr(self, name) for name in Methods.model_fields if getattr(self, name) is not None}
+
+
+SEARCHABLE = {"learning_rate": None, "epsilon": ("adv", "rs_rp"), "m": ("rs_da", "rs_syntax")}
+
+
+@dataclass(frozen=True)
+class Domain:
+    """What a searched parameter may take: the same values its grid or training field accepts."""
+
+    low: float  # exclusive
+    high: float  # exclusive
+    integer: bool
+    meaning: str
+
+    def admits(self, value: Any) -> bool:
+        numeric = _is_integer(value) or (isinstance(value, float) and not self.integer)
+        return numeric and math.isfinite(value) and self.low < value < self.high
+
+
+SEARCH_DOMAINS: Mapping[str, Domain] = {
+    "learning_rate": Domain(0.0, 1.0, False, "numbers in (0, 1)"),
+    "epsilon": Domain(0.0, math.inf, False, "finite numbers > 0 (an L-inf radius)"),
+    "m": Domain(0.0, math.inf, True, "whole numbers >= 1 (augmented copies per example)"),
+}
+
+# ================================================================================= end of methods
+
+
+class Data(Strict):
+    source: Literal["hub", "local_hub", "tsv", "synthetic"] = "hub"
+    path: str | None = None  # Hub id (default: the task's), a directory, or the synthetic world's folder
+    revision: str | None = None
+    allow_empty: bool = False
+    synthetic_preset: Literal["demo", "tiny"] = "demo"
+    synthetic_seed: Seed = 0
+    synthetic_layout: Literal["hub", "tsv"] = "hub"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Data":
+        if self.source in ("local_hub", "tsv") and not self.path:
+            raise FieldError(["path"], f"required with data.source {self.source!r} (the data's directory)")
+        if self.revision is not None and self.source != "hub":
+            raise FieldError(["revision"], f"only meaningful with data.source 'hub' (got {self.source!r}): "
+                                           "pin a local directory's version yourself")
+        return self
+
+
+class Resources(Strict):
+    cpu: Annotated[Number, Field(gt=0)] = 1.0
+    gpu: Annotated[Number, Field(ge=0)] = 0.0
+
+    @field_validator("gpu")
+    @classmethod
+    def _fraction_or_whole(cls, gpu: float) -> float:
+        if gpu > 1 and gpu != int(gpu):
+            raise ValueError(f"gpu must be a fraction of one GPU (0 < gpu <= 1) or a whole number, got {gpu}")
+        return gpu
+
+
+class Distribution(Strict):
+    loguniform: tuple[Number, Number] | None = None
+    uniform: tuple[Number, Number] | None = None
+    choice: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Distribution":
+        given = [k for k in ("loguniform", "uniform", "choice") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of loguniform: [low, high], uniform: [low, high], choice: [...]"
+                             + (f" (got {', '.join(given)})" if given else ""))
+        bounds = self.loguniform or self.uniform
+        if bounds is not None and not bounds[0] < bounds[1]:
+            raise FieldError([given[0]], f"low must be < high, got {list(bounds)}")
+        if self.loguniform is not None and self.loguniform[0] <= 0:
+            raise FieldError(["loguniform"], f"bounds must be > 0, got {list(self.loguniform)}")
+        if self.choice is not None and not self.choice:
+            raise FieldError(["choice"], "needs at least one value")
+        return self
+
+    def values(self) -> list[Any]:
+        """The values a check can see: the choices, or the two bounds of a range."""
+        return list(self.choice) if self.choice is not None else list(self.loguniform or self.uniform or ())
+
+
+def _domain_problem(name: str, dist: Distribution) -> str | None:
+    domain = SEARCH_DOMAINS[name]
+    if domain.integer and dist.choice is None:
+        return f"{name} takes {domain.meaning}: sample it with choice: [...], not a range"
+    outside = [v for v in dist.values() if not domain.admits(v)]
+    return f"{name} takes {domain.meaning}, got {outside}" if outside else None
+
+
+class Search(Strict):
+    algorithm: Literal["grid", "optuna"] = "grid"
+    num_samples: PositiveInt | None = None  # Optuna: configurations per method
+    space: dict[str, Distribution] = {}
+    seed: Seed = 0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Search":
+        for name, dist in self.space.items():
+            if name not in SEARCHABLE:
+                raise FieldError(["space", name], f"unknown parameter {name!r}; allowed: {', '.join(SEARCHABLE)}")
+            problem = _domain_problem(name, dist)
+            if problem:
+                raise FieldError(["space", name], problem)
+        if self.algorithm == "optuna":
+            self._optuna_complete()
+        else:
+            self._grid_space()
+        return self
+
+    def _grid_space(self) -> None:
+        """A grid may add learning-rate values (`choice`); epsilon and m grids belong to the methods."""
+        if self.num_samples is not None:
+            raise FieldError(["num_samples"], "search.num_samples is for search.algorithm 'optuna'")
+        for name, dist in self.space.items():
+            if name != "learning_rate" or dist.choice is None:
+                raise FieldError(["space", name], "with search.algorithm 'grid' only learning_rate: {choice: [...]} "
+                                 "may be given here (epsilon and m grids go under methods)")
+
+    def _optuna_complete(self) -> None:
+        needs = {"space": f"the parameters to sample, some of {', '.join(SEARCHABLE)}",
+                 "num_samples": "how many configurations to sample per method"}
+        for field, meaning in needs.items():
+            if not getattr(self, field):
+                raise FieldError([field], f"search.algorithm 'optuna' needs search.{field} ({meaning})")
+
+
+class Asha(Strict):
+    grace_period: PositiveInt = 1  # evaluations before a trial may be stopped
+    reduction_factor: Annotated[Number, Field(gt=1)] = 3.0
+
+
+class Selection(Strict):
+    protocol: Literal["paper", "two_stage"] = "paper"
+    search_seeds: PositiveInt = 3  # two_stage: seeds per configuration in the search stage
+
+
+class Augmentation(Strict):
+    seed: Seed = 0
+    per_seed: bool = False  # False (the paper): one augmented set shared by all training seeds
+
+
+class Estimate(Strict):
+    """Throughput assumed by --dry-run's GPU-hour estimate (calibrate from trial.json timings)."""
+
+    train_examples_per_second: Annotated[Number, Field(gt=0)] = 250.0
+    eval_examples_per_second: Annotated[Number, Field(gt=0)] = 2000.0
+
+
+class Sweep(Strict):
+    experiment: str
+    task: Literal[tuple(TASKS)]  # type: ignore[valid-type]
+    model: str = "bert-base-multilingual-cased"
+    data: Data = Data()
+    languages: list[str] | None = None
+    generalized: bool = False
+    methods: Methods
+    seeds: PositiveInt | list[Seed] = 10
+    training: Training = Training()
+    augmentation: Augmentation = Augmentation()
+    resources: Resources = Resources()
+    search: Search = Search()
+    asha: Asha | None = None
+    selection: Selection = Selection()
+    storage: str = "runs"
+    max_failures: Annotated[Integer, Field(ge=0)] = 2
+    checkpoints_to_keep: PositiveInt = 1
+    checkpoint_every: PositiveInt = 1  # dev evaluations per checkpoint; a killed trial redoes at most this many
+    reuse_actors: bool = True
+    cache_dir: str = "~/.cache/robust-xlt/tokenized"
+    estimate: Estimate = Estimate()
+
+    @field_validator("experiment")
+    @classmethod
+    def _folder_name(cls, name: str) -> str:
+        if not EXPERIMENT_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} cannot name the experiment's folder: use letters, digits, '.', '_' "
+                             "and '-', starting with a letter or digit")
+        return name
+
+    @field_validator("cache_dir")
+    @classmethod
+    def _node_local(cls, cache_dir: str) -> str:
+        if "://" in cache_dir:
+            raise ValueError(f"must be a directory on each node's own disk (the token cache is memory-mapped), "
+                             f"got {cache_dir!r}; results shared by all nodes go to storage")
+        return cache_dir
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _count_or_distinct_list(cls, seeds: Any) -> Any:
+        """One clear message instead of pydantic's one per member of the union."""
+        if _is_integer(seeds) and seeds >= 1:
+            return seeds
+        if isinstance(seeds, list) and seeds and all(_is_integer(s) and s >= 0 for s in seeds):
+            if _duplicates(seeds):
+                raise ValueError(f"duplicate seed(s) {_duplicates(seeds)} in {seeds}: each seed once")
+            return seeds
+        raise ValueError(f"give a count (an integer >= 1) or a non-empty list of distinct integers >= 0, "
+                         f"got {seeds!r}")
+
+    @field_validator("languages")
+    @classmethod
+    def _distinct_languages(cls, languages: list[str] | None) -> list[str] | None:
+        if languages is not None and not languages:
+            raise ValueError("empty list: name the languages to evaluate (with 'en'), or leave languages out "
+                             "for all of the data's languages")
+        if languages and _duplicates(languages):
+            raise ValueError(f"duplicate language(s) {_duplicates(languages)}: each language once")
+        return languages
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Sweep":
+        self._protocol_consistent()
+        if self.generalized and self.languages is not None and len(self.languages) < 2:
+            raise FieldError(["generalized"], f"the generalized setting pairs languages and needs at least two; "
+                                              f"languages is {self.languages}")
+        self._grids_or_space()
+        self._searched_methods_enabled()
+        self._one_learning_rate_source()
+        return self
+
+    def _one_learning_rate_source(self) -> None:
+        if "learning_rate" not in self.search.space:
+            return
+        for method, config in self.methods.enabled().items():
+            if config.training.learning_rate is not None:
+                raise FieldError(["methods", method, "training", "learning_rate"],
+                                 "set here and also searched by search.space.learning_rate: keep one")
+
+    def _protocol_consistent(self) -> None:
+        if self.asha is not None and self.selection.protocol != "two_stage":
+            raise FieldError(["asha"], "asha stops some seeds early: use it only with selection.protocol "
+                                       "'two_stage' (it then applies to the search stage, never to the all-seed "
+                                       f"runs); got protocol {self.selection.protocol!r}")
+        if self.selection.protocol == "two_stage" and self.selection.search_seeds > len(self.seed_list):
+            raise FieldError(["selection", "search_seeds"],
+                             f"{self.selection.search_seeds} search seeds exceed the {len(self.seed_list)} "
+                             f"seeds {self.seed_list}")
+
+    def _grids_or_space(self) -> None:
+        """Each epsilon/m comes from exactly one place: the method's grid or Optuna's space."""
+        for method, config in self.methods.enabled().items():
+            for grid in ("epsilon", "m"):
+                if grid not in type(config).model_fields:
+                    continue
+                searched = self.search.algorithm == "optuna" and grid in self.search.space
+                given = getattr(config, grid) is not None
+                if searched and given:
+                    raise FieldError(["methods", method, grid], f"given as a grid and also searched by "
+                                                                f"search.space.{grid}: keep one")
+                if not searched and not given:
+                    raise FieldError(["methods", method, grid], f"required: a list of {grid} values to sweep "
+                                                                f"(or search it with search.space.{grid})")
+
+    def _searched_methods_enabled(self) -> None:
+        for name in self.search.space:
+            owners = SEARCHABLE[name]
+            if owners is not None and not any(self.methods.enabled().get(o) for o in owners):
+                raise FieldError(["search", "space", name],
+                                 f"applies to {' or '.join(owners)}, none of which is enabled under methods")
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+
+def dump_config(sweep: Sweep) -> str:
+    return yaml.safe_dump(sweep.model_dump(mode="json"), sort_keys=False)
+
+
+# Settings that say how or where to run, not what: a resumed experiment may change them (more CPUs per
+# trial, a cluster instead of a laptop) without mixing two experiments in one folder.
+RUN_ONLY = ("resources", "max_failures", "reuse_actors", "checkpoints_to_keep", "cache_dir", "storage", "estimate")
+
+
+def experiment_identity(sweep: Sweep) -> str:
+    """The configuration without RUN_ONLY settings: what `--resume` holds equal."""
+    return yaml.safe_dump(sweep.model_dump(mode="json", exclude=set(RUN_ONLY)), sort_keys=False)
