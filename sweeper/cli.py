@@ -182,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # Exceptions that mean "bad input" (exit 2), by module: only modules already imported can have raised
 # them, so checking costs no import (a refused config must not wait for torch or Ray to load).
-INPUT_ERRORS = (("sweeper.yaml_errors", "ConfigError"), ("sweeper.run", "ExperimentError"),
+INPUT_ERRORS = (("sweeper.yaml_errors", "ConfigError"), ("sweeper.experiment", "ExperimentError"),
                 ("trainables.data", "DataError"), ("trainables.augment", "SynonymTableError"),
                 ("trainables.results", "StorageError"), ("trainables.results", "DamagedFile"),
                 ("analysis.load", "AnalysisInputError"))

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from sweeper.config import load_config
-from sweeper.run import ExperimentError, RunOptions, run_sweep, stored_configuration
+from sweeper.experiment import ExperimentError, stored_configuration
+from sweeper.run import RunOptions, run_sweep
 from sweeper.schema import Sweep
 
 # What a demo experiment folder holds: the sweeper's files, Tune's stage folders, and the figures the

@@ -11,8 +11,9 @@ import pytest
 from sweep_helpers import write_config
 from sweeper import plan as planning
 from sweeper.config import load_config
-from sweeper.run import add_to_plan, progress_line, read_plan
+from sweeper.experiment import add_to_plan, read_plan
 from sweeper.status import cell_state, render_status, status_table
+from sweeper.tuning import progress_line
 from trainables import results
 
 
@@ -148,7 +149,7 @@ def test_grid_times_learning_rate_choices(tiny_world, tmp_path):
 
 def test_resume_accepts_a_stored_config_from_before_a_new_setting_but_not_a_changed_one(resolved, tmp_path):
     from sweeper.schema import dump_config
-    from sweeper.run import ExperimentError, claim_experiment_dir
+    from sweeper.experiment import ExperimentError, claim_experiment_dir
 
     sweep, experiment = resolved.sweep, tmp_path / "exp"
     experiment.mkdir()

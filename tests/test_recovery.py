@@ -48,19 +48,19 @@ def test_a_failing_checkpoint_check_warns_and_still_restores(tiny_world, monkeyp
     import io
 
     from sweep_helpers import write_config
-    from sweeper import recovery, run
+    from sweeper import recovery, tuning
     from sweeper.config import load_config
 
     def unreadable(path):
         raise KeyError("trial_data")  # e.g. Tune's private state format changed
 
     monkeypatch.setattr(recovery, "repair_missing_checkpoints", unreadable)
-    monkeypatch.setattr(run.tune.Tuner, "restore", classmethod(lambda cls, path, **kw: ("restored", path)))
+    monkeypatch.setattr(tuning.tune.Tuner, "restore", classmethod(lambda cls, path, **kw: ("restored", path)))
     from sweeper import plan as planning
 
     sweep = load_config(write_config(tmp_path / "sweep.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache"))
     out = io.StringIO()
     resolved = planning.resolve(sweep, str(tmp_path))
-    driver = run.Driver(out, placement_timeout=60.0, resume=True)
-    assert run.restore_tuner(str(tmp_path), resolved, "tune-grid", 6, driver, None) == ("restored", str(tmp_path))
+    driver = tuning.Driver(out, placement_timeout=60.0, resume=True)
+    assert tuning.restore_tuner(str(tmp_path), resolved, "tune-grid", 6, driver, None) == ("restored", str(tmp_path))
     assert "warning: could not check" in out.getvalue() and "KeyError" in out.getvalue()

@@ -11,7 +11,8 @@ import ray
 
 from sweep_helpers import all_metrics, statuses, write_config
 from sweeper.config import load_config
-from sweeper.run import RunOptions, best_configurations, run_sweep, select_configurations
+from sweeper.run import RunOptions, run_sweep
+from sweeper.selection import best_configurations, select_configurations
 from sweeper.status import status_table
 
 pytestmark = pytest.mark.slow
