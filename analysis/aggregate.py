@@ -11,6 +11,7 @@ from typing import Mapping, Sequence
 import pandas as pd
 
 from analysis.names import AVG, method_order
+from analysis.selection import choose_configurations
 
 GROUP = ["experiment", "task", "method", "config_id", "config_label", "epsilon", "m", "stage"]
 TABLE_STAGES = ("grid", "final")
@@ -70,12 +71,17 @@ def summarize(scores: pd.DataFrame, planned: pd.DataFrame, by: Sequence[str] = (
     return summary
 
 
-def dev_means(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Mean English dev accuracy (points) and seed count per seed group: the selection criterion."""
+def english_dev(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per-seed English dev accuracy (points, column `score`) of the table material: what selection reads."""
     rows = table_material(metrics)
     rows = rows[(rows["split"] == "dev") & (rows["lang1"] == "en") & (rows["lang2"] == "en")]
+    return rows.assign(score=rows["accuracy"] * 100.0)
+
+
+def dev_means(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Mean English dev accuracy (points) and seed count per seed group: the selection criterion."""
     return (
-        rows.assign(score=rows["accuracy"] * 100.0)
+        english_dev(metrics)
         .groupby(GROUP, dropna=False, sort=False)["score"]
         .agg(dev_mean="mean", dev_n="size")
         .reset_index()
@@ -85,18 +91,21 @@ def dev_means(metrics: pd.DataFrame) -> pd.DataFrame:
 def select_configurations(metrics: pd.DataFrame, planned: pd.DataFrame) -> pd.DataFrame:
     """Per (task, method), the configuration with the highest mean English dev accuracy (the paper's protocol).
 
-    Candidates are the method's final-stage seed groups when it has any, else its grid groups. Ties on
-    the dev mean go to the group with more seeds, then to the smaller config_id (deterministic).
+    Candidates are the method's final-stage seed groups when it has any, else its grid groups; among
+    them `analysis.selection.choose_configurations` decides (ties: more seeds, then smaller config_id),
+    the rule the sweeper's final stage chose with.
     """
     dev = dev_means(metrics).merge(planned, on=["experiment", "config_id", "stage"], how="left")
     if dev.empty:
         return dev.assign(stage_rank=pd.Series(dtype="int64"))
-    dev["stage_rank"] = dev["stage"].map(STAGE_PREFERENCE)
-    dev = dev[dev["stage_rank"] == dev.groupby(["task", "method"])["stage_rank"].transform("min")]
-    dev = dev.sort_values(["task", "method", "dev_mean", "dev_n", "config_id"], ascending=[True, True, False, False, True])
-    chosen = dev.groupby(["task", "method"], sort=False).head(1)
+    rows = english_dev(metrics)
+    rank = rows["stage"].map(STAGE_PREFERENCE)
+    rows = rows[rank == rank.groupby([rows["task"], rows["method"]]).transform("min")]
+    keys = ["experiment", "config_id", "stage"]
+    picked = choose_configurations(rows, within=("task", "method"), candidate=keys, score="score")
+    chosen = dev.merge(picked[keys], on=keys, how="inner").sort_values(["task", "method"])
     chosen = chosen.assign(order=chosen["method"].map(method_order))
-    return chosen.sort_values(["task", "order"]).drop(columns=["order", "stage_rank"]).reset_index(drop=True)
+    return chosen.sort_values(["task", "order"], kind="stable").drop(columns=["order"]).reset_index(drop=True)
 
 
 def restrict_to(scores: pd.DataFrame, chosen: pd.DataFrame) -> pd.DataFrame:

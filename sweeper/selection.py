@@ -1,10 +1,12 @@
-"""Which configuration of each method goes on to the final stage, from the cells' own result files."""
+"""Which configuration of each method goes on to the final stage, from the cells' own result files
+(the rule itself is `analysis.selection`'s, shared with the report)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from analysis.selection import choose_configurations
 from sweeper.experiment import ExperimentError
 from sweeper.status import cells_on_storage
 from trainables import results
@@ -60,16 +62,11 @@ def training_stages(experiment_dir: str) -> dict[tuple[str, int], str]:
 
 
 def best_configurations(dev: Any, stopped: set[str]) -> dict[str, str]:
-    """method -> config_id with the best mean dev `accuracy` over its finished seeds (ties: smaller id).
-
-    A configuration that ASHA stopped on some seed competes only where every configuration of its method
-    was stopped somewhere: its mean over the surviving seeds would flatter it.
-    """
-    means = dev.groupby(["method", "config_id"], sort=True).accuracy.mean().reset_index()
-    means["whole"] = ~means.config_id.isin(stopped)
-    means = means[means.whole | ~means.groupby("method").whole.transform("any")]
-    best = means.sort_values(["method", "accuracy", "config_id"], ascending=[True, False, True])
-    return dict(best.groupby("method").head(1)[["method", "config_id"]].itertuples(index=False, name=None))
+    """method -> config_id chosen from the finished seeds' dev `accuracy`, by the rule the report's tables
+    use (`analysis.selection`: best mean; ties: more seeds, then smaller id; ASHA-stopped ones only where
+    every configuration of the method was stopped)."""
+    chosen = choose_configurations(dev, within=("method",), score="accuracy", stopped=stopped)
+    return dict(zip(chosen["method"], chosen["config_id"]))
 
 
 def chosen_configuration(experiment_dir: str, config_id: str) -> tuple[str, dict, dict]:
