@@ -385,3 +385,27 @@ def test_cli_refuses_with_exit_code_2_before_ray_starts(cli_runs, name):
     assert not (root / "out").exists() and not (root / "runs").exists(), "something was written"
     assert seconds < 60
 
+
+
+def test_the_training_settings_are_the_trials_training_spec():
+    """A setting added to one side only would be refused by the config or dropped before the trial."""
+    import dataclasses
+
+    from sweeper.schema import Training
+    from trainables.spec import TrainingSpec
+
+    spec = {f.name: f.default for f in dataclasses.fields(TrainingSpec)}
+    assert list(Training.model_fields) == list(spec)
+    assert {name: f.default for name, f in Training.model_fields.items()} == spec
+
+
+def test_the_data_settings_default_as_the_trials_data_source():
+    import dataclasses
+
+    from sweeper.schema import Data
+    from trainables.spec import DataSourceSpec
+
+    spec = {f.name: f.default for f in dataclasses.fields(DataSourceSpec)}
+    for shared in ("path", "revision", "allow_empty"):
+        assert Data.model_fields[shared].default == spec[shared], shared
+    assert Data.model_fields["source"].default == spec["kind"]  # named source in the YAML, kind in the trial
