@@ -29,9 +29,9 @@ def full_context(model, seed: int = 0, weight: float = 1.0, injection: str = "wo
     injector = EmbeddingInjector(model, injection)
     calls = {"forward": 0}
 
-    def logits(delta):
+    def logits(delta, detach=False):
         calls["forward"] += 1
-        with injector.perturb(delta):
+        with injector.perturb(delta, detach):
             return model(input_ids=input_ids, attention_mask=mask).logits.float()
 
     def loss_of(out):

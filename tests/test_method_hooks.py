@@ -66,3 +66,18 @@ def pytest_approx(value: float) -> Any:
     import pytest
 
     return pytest.approx(value, rel=1e-6)
+
+
+def test_a_detached_pass_sends_no_gradient_below_the_injection_point():
+    from method_fixtures import full_context, tiny_model
+
+    model = tiny_model()
+    ctx, _, _ = full_context(model)
+    delta = torch.full(ctx.delta_shape, 0.1) * ctx.mask
+    ctx.loss_of(ctx.logits(delta, detach=True)).backward()
+    assert model.bert.embeddings.word_embeddings.weight.grad is None  # the lookup is below the cut
+    assert model.classifier.weight.grad is not None and model.bert.embeddings.LayerNorm.weight.grad is not None
+    attached = tiny_model()
+    ctx, _, _ = full_context(attached)
+    ctx.loss_of(ctx.logits(delta)).backward()
+    assert attached.bert.embeddings.word_embeddings.weight.grad.abs().sum() > 0

@@ -24,6 +24,7 @@ class EmbeddingInjector:
             raise ValueError(f"unknown injection point {injection!r}; allowed: {', '.join(INJECTION_POINTS)}")
         module, self.hidden_size = self._target(model, injection)
         self._delta: torch.Tensor | None = None
+        self._detach = False
         self._handle = module.register_forward_hook(self._add_delta)
 
     @staticmethod
@@ -39,15 +40,17 @@ class EmbeddingInjector:
     def _add_delta(self, module: nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor | None:
         if self._delta is None:
             return None
-        return output + self._delta.to(output.dtype)
+        base = output.detach() if self._detach else output
+        return base + self._delta.to(output.dtype)
 
     @contextlib.contextmanager
-    def perturb(self, delta: torch.Tensor | None) -> Iterator[None]:
-        self._delta = delta
+    def perturb(self, delta: torch.Tensor | None, detach: bool = False) -> Iterator[None]:
+        """Add delta within the block; `detach`: no gradient reaches the layers below through this pass."""
+        self._delta, self._detach = delta, detach
         try:
             yield
         finally:
-            self._delta = None
+            self._delta, self._detach = None, False
 
     def remove(self) -> None:
         self._handle.remove()

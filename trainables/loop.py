@@ -142,8 +142,8 @@ class TrainingRun:
         labels = batch.pop("labels")
         mask = batch["attention_mask"].unsqueeze(-1).to(torch.float32)
 
-        def logits(delta: torch.Tensor | None) -> torch.Tensor:
-            perturbed = self.injector.perturb(delta) if self.injector else contextlib.nullcontext()
+        def logits(delta: torch.Tensor | None, detach: bool = False) -> torch.Tensor:
+            perturbed = self.injector.perturb(delta, detach) if self.injector else contextlib.nullcontext()
             with perturbed, self.autocast():
                 out = self.model(**batch).logits
             return out.float()

@@ -88,7 +88,8 @@ class StepContext:
 
     `forward(delta)` is the mean cross-entropy with delta added (None: clean); `logits(delta)` the
     float32 logits under the same perturbation, and `loss_of(logits)` their mean cross-entropy, for
-    methods that compare output distributions (R3F). `backward(loss)` weighs the loss by this
+    methods that compare output distributions (R3F). `logits(delta, detach=True)` cuts the gradient
+    below the injection point in that pass (R3F's noisy pass leaves the embedding lookup alone). `backward(loss)` weighs the loss by this
     micro-batch's share of the update's examples before backpropagating (gradient accumulation).
     """
 
@@ -96,7 +97,7 @@ class StepContext:
     mask: Any  # (B, L, 1) float32, 1 on real tokens, 0 on padding
     hidden_size: int  # last dimension of the perturbed representation
     generator: Any  # the trial's noise generator (seeded, checkpointed)
-    logits: Callable[[Any], Any] | None = None
+    logits: Callable[..., Any] | None = None  # (delta, detach=False) -> logits
     loss_of: Callable[[Any], Any] | None = None
     weight: float = 1.0
 
