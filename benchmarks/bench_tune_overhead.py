@@ -87,11 +87,10 @@ def inside_seconds(experiment_dir: str) -> float:
 
 def back_to_back(sweep, experiment_dir: str, save_checkpoints: bool) -> SweepTiming:
     """Every cell with run_trial in this process, one after the other."""
-    from trainables.spec import TrialSpec
     from trainables.trial import quiet_libraries, run_trial
 
     quiet_libraries()
-    specs = [TrialSpec.from_dict(cell.trial) for cell in prepared_cells(sweep, experiment_dir)]
+    specs = [cell.spec for cell in prepared_cells(sweep, experiment_dir)]
 
     def report(metrics, save) -> None:
         if save_checkpoints:

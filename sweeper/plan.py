@@ -57,20 +57,37 @@ class Resolved:
 
 @dataclass(frozen=True)
 class Cell:
-    method: str
-    config_id: str
-    config_label: str
-    seed: int
-    stage: str
-    trial: Mapping[str, Any] = field(repr=False)  # the TrialSpec dict
+    """One (configuration, seed) of a stage: the TrialSpec its trial runs, from the plan to the trainable."""
+
+    spec: TrialSpec = field(repr=False)
+    config_id: str = field(init=False)  # hashed once: the plan and Tune ask for it often
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "config_id", self.spec.config_id)
+
+    @property
+    def method(self) -> str:
+        return self.spec.method
+
+    @property
+    def config_label(self) -> str:
+        return self.spec.config_label
+
+    @property
+    def seed(self) -> int:
+        return self.spec.seed
+
+    @property
+    def stage(self) -> str:
+        return self.spec.stage
 
     @property
     def epsilon(self) -> float | None:
-        return self.trial["method_options"].get("epsilon")
+        return self.spec.epsilon
 
     @property
     def m(self) -> int | None:
-        return self.trial["method_options"].get("m")
+        return self.spec.m
 
     def as_plan_row(self) -> dict[str, Any]:
         return {"method": self.method, "config_id": self.config_id, "config_label": self.config_label,
@@ -169,9 +186,7 @@ def trial_config(resolved: Resolved, method: str, options: Mapping[str, Any], tr
 
 def make_cell(resolved: Resolved, method: str, options: Mapping[str, Any], training: Mapping[str, Any],
               seed: int, stage: str) -> Cell:
-    config = trial_config(resolved, method, options, training, seed, stage)
-    spec = TrialSpec.from_dict(config)
-    return Cell(method, spec.config_id, spec.config_label, seed, stage, config)
+    return Cell(TrialSpec.from_dict(trial_config(resolved, method, options, training, seed, stage)))
 
 
 def grid_cells(resolved: Resolved, stage: str, seeds: Sequence[int],

@@ -24,7 +24,6 @@ from sweeper.stages import Interrupted, missing_cells, run_stage, stage_order
 from sweeper.tuning import Driver
 from sweeper.yaml_errors import Where
 from trainables import results
-from trainables.spec import TrialSpec
 
 INTERRUPTED = 130
 
@@ -84,7 +83,7 @@ def data_variants(cells: Sequence[planning.Cell], fingerprints: Mapping[str, str
 
     variants: dict[Any, tuple[Any, Any]] = {}
     for cell in cells:
-        spec = TrialSpec.from_dict({**cell.trial, "data_fingerprints": dict(fingerprints)})
+        spec = replace(cell.spec, data_fingerprints=dict(fingerprints))
         method = build_method(spec.method, {**spec.method_options, "cache_dir": spec.cache_dir})
         key = None if method.augmentation is None else (
             json.dumps(method.describe(), sort_keys=True), spec.effective_augmentation_seed)

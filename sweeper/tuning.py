@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence, TextIO
 
 from ray import tune
@@ -21,20 +21,19 @@ from trainables.spec import TrialSpec
 METRIC = "best_dev_accuracy"
 
 
-def trial_fields(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A Tune trial's config as the trainable reads it: the cell's fields merged into the common config."""
-    trial = {k: v for k, v in config.items() if k != "cell"}
-    trial.update(config.get("cell", {}))
+def trial_spec(config: Mapping[str, Any]) -> TrialSpec:
+    """What a Tune trial runs: its config's `trial` (a `TrialSpec.to_dict()`, Tune's samples filled in)."""
+    spec = TrialSpec.from_dict(config["trial"])
     if "__trial_index__" in config:  # Optuna + Repeater: the repeat index picks the seed
-        trial["seed"] = config["__seeds__"][config["__trial_index__"]]
-    return trial
+        spec = replace(spec, seed=config["__seeds__"][config["__trial_index__"]])
+    return spec
 
 
 def sweep_trial(config: dict[str, Any]) -> None:
     """The trainable Tune runs."""
     from trainables.trial import training_function
 
-    training_function(trial_fields(config))
+    training_function(trial_spec(config).to_dict())
 
 
 class EarlyStops(tune.Callback):
@@ -54,7 +53,7 @@ class EarlyStops(tune.Callback):
 
 def cell_of(config: Mapping[str, Any]) -> str:
     """The result folder of the cell a Tune trial config runs."""
-    spec = TrialSpec.from_dict(trial_fields(config))
+    spec = trial_spec(config)
     return results.cell_dir(spec.experiment_dir, spec.config_id, spec.seed)
 
 
@@ -148,11 +147,6 @@ def _trainable(sweep: Sweep) -> Any:
     return tune.with_resources(sweep_trial, {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu})
 
 
-def _common(resolved: planning.Resolved, stage: str) -> dict[str, Any]:
-    """The config fields shared by every cell of a stage (the cell adds method, options, seed)."""
-    return planning.trial_config(resolved, "baseline", {}, resolved.sweep.training.model_dump(), 0, stage)
-
-
 def restore_tuner(path: str, resolved: planning.Resolved, name: str, total: int, driver: Driver,
                   scheduler: Any) -> Any:
     """`Tuner.restore` after giving every unfinished trial the checkpoint Tune's state expects.
@@ -178,9 +172,7 @@ def restore_tuner(path: str, resolved: planning.Resolved, name: str, total: int,
 
 def run_grid(resolved: planning.Resolved, name: str, cells: Sequence[planning.Cell], driver: Driver,
              scheduler: Any = None) -> Any:
-    cell_fields = ("method", "method_options", "training", "seed", "stage")
-    space = {**_common(resolved, cells[0].stage),
-             "cell": tune.grid_search([{k: c.trial[k] for k in cell_fields} for c in cells])}
+    space = {"trial": tune.grid_search([cell.spec.to_dict() for cell in cells])}
     path = results.join(resolved.experiment_dir, name)
     if driver.resume and tune.Tuner.can_restore(path):
         tuner = restore_tuner(path, resolved, name, len(cells), driver, scheduler)
@@ -195,10 +187,9 @@ def run_grid(resolved: planning.Resolved, name: str, cells: Sequence[planning.Ce
 
 
 def _trial_name(trial: Any) -> str:
-    cell = trial.config.get("cell", {})
-    method = cell.get("method", trial.config.get("method", "trial"))
-    seed = cell.get("seed", trial.config.get("__trial_index__", ""))
-    return f"{method}-s{seed}-{trial.trial_id}"
+    """`<method>-s<seed>-<trial id>`; under Optuna the repeat index stands for the seed."""
+    spec = TrialSpec.from_dict(trial.config["trial"])
+    return f"{spec.method}-s{trial.config.get('__trial_index__', spec.seed)}-{trial.trial_id}"
 
 
 def _distribution(dist: Any) -> Any:
@@ -217,16 +208,16 @@ def run_optuna(resolved: planning.Resolved, method: str, stage: str, seeds: Sequ
     from ray.tune.search.optuna import OptunaSearch
 
     sweep = resolved.sweep
-    method_config = getattr(sweep.methods, method)
-    options = planning.METHOD_GRIDS[method](method_config)[0]
-    training = planning.training_for(sweep, method_config)
+    # the method's first grid point (its searched options None until Tune's distributions replace them)
+    options, training = next((o, t) for m, o, t in planning.configurations(sweep) if m == method)
+    trial = planning.make_cell(resolved, method, options, training, 0, stage).spec.to_dict()
     for key, dist in sweep.search.space.items():
         owners = SEARCHABLE[key] or ()
         if key == "learning_rate":
-            training[key] = _distribution(dist)
+            trial["training"][key] = _distribution(dist)
         elif method in owners:
-            options[key] = _distribution(dist)
-    space = {**planning.trial_config(resolved, method, options, training, 0, stage), "__seeds__": list(seeds)}
+            trial["method_options"][key] = _distribution(dist)
+    space = {"trial": trial, "__seeds__": list(seeds)}  # the seed: __seeds__[__trial_index__] (Repeater)
     name = f"tune-{stage}-{method}"
     path = results.join(resolved.experiment_dir, name)
     total = sweep.search.num_samples * len(seeds)

@@ -169,3 +169,21 @@ def test_resume_accepts_a_stored_config_from_before_a_new_setting_but_not_a_chan
     (experiment / "sweep.yaml").write_text("seeds: [unclosed")
     with pytest.raises(ExperimentError, match="sweep.yaml: damaged"):
         claim_experiment_dir(sweep, str(experiment), resume=True)
+
+
+def test_a_cell_is_its_trial_spec_from_the_plan_to_the_trainable(resolved):
+    from types import SimpleNamespace
+
+    from sweeper.tuning import _trial_name, trial_spec
+    from trainables.spec import TrialSpec
+
+    cell = planning.grid_cells(resolved, "grid", resolved.sweep.seed_list)[-1]
+    assert isinstance(cell.spec, TrialSpec)
+    assert (cell.method, cell.seed, cell.stage, cell.config_id) == \
+        (cell.spec.method, cell.spec.seed, cell.spec.stage, cell.spec.config_id)
+    config = {"trial": cell.spec.to_dict()}  # what Tune's grid hands each trial
+    assert trial_spec(config) == cell.spec
+    assert _trial_name(SimpleNamespace(config=config, trial_id="x_00001")) == f"{cell.method}-s{cell.seed}-x_00001"
+    repeated = {**config, "__seeds__": [11, 12], "__trial_index__": 1}  # Optuna + Repeater
+    assert trial_spec(repeated).seed == 12 and trial_spec(repeated).config_id == cell.config_id
+    assert _trial_name(SimpleNamespace(config=repeated, trial_id="x_00002")) == f"{cell.method}-s1-x_00002"
