@@ -1,4 +1,4 @@
-"""`python -m sweeper {run,status,report,demo}`: the researcher's entry points.
+"""`python -m sweeper {run,status,report,demo,methods}`: the researcher's entry points.
 
 Exit codes: 0 done, 1 some cells failed for good, 2 refused input (configuration, data, model,
 storage, resources, experiment folder, command line: one message on stderr naming the file, line,
@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="seconds without heartbeat after which a running cell counts as interrupted")
 
     commands.add_parser("report", help="significance-marked tables and figures (`report --help`)")
+
+    commands.add_parser("methods", help="every installed method: its settings, defaults, grid axis and cost")
 
     demo = commands.add_parser("demo", help="the offline demo: synthetic world, all five methods, local Ray")
     demo.add_argument("--output", default="runs/demo", help="experiment directory (default: runs/demo)")
@@ -155,8 +157,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.config), Path(args.output), num_cpus=args.num_cpus, fresh=args.fresh)
 
 
+def method_listing() -> str:
+    """The methods as their descriptors describe them (what `methods:` in a config accepts)."""
+    from trainables.methods import DESCRIPTORS
+
+    blocks = []
+    for name, described in DESCRIPTORS.items():
+        paper = f"; the paper's {described.paper_model}" if described.paper_model else ""
+        axis = f"; sweeps {described.grid_axis}" if described.grid_axis else ""
+        search = f"; Optuna may sample {', '.join(described.search)}" if described.search else ""
+        lines = [f"{name}: {described.display}{paper}{axis}{search}"]
+        for option, info in described.options.model_fields.items():
+            if option == "training":
+                continue
+            default = "required" if info.default is None and option == described.grid_axis else repr(info.default)
+            lines.append(f"  {option}: {default}")
+        lines.append("  training: per-method epochs / learning_rate / max_updates")
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks)
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    print(method_listing())
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "run": cmd_run, "status": cmd_status, "demo": cmd_demo,
+    "run": cmd_run, "status": cmd_status, "demo": cmd_demo, "methods": cmd_methods,
 }
 
 

@@ -15,6 +15,7 @@ from sweeper import plan as planning
 from sweeper.schema import Sweep, dump_config, experiment_identity
 from sweeper.status import read_plan as read_plan_file
 from trainables import results
+from trainables.methods import DESCRIPTORS
 
 
 class ExperimentError(RuntimeError):
@@ -92,10 +93,17 @@ def write_experiment_json(resolved: planning.Resolved) -> None:
     sweep = resolved.sweep
     payload = {"experiment": sweep.experiment, "task": sweep.task, "languages": list(resolved.languages),
                "baseline": "baseline", "seeds": sweep.seed_list, "generalized": sweep.generalized,
-               "protocol": sweep.selection.protocol, "model": resolved.model}
+               "protocol": sweep.selection.protocol, "model": resolved.model,
+               "methods": method_descriptions(sweep)}
     if resolved.language_distances is not None:
         payload.update(language_distances=dict(resolved.language_distances), distance_name=resolved.distance_name)
     _write_json(results.join(resolved.experiment_dir, "experiment.json"), payload)
+
+
+def method_descriptions(sweep: Sweep) -> dict[str, dict[str, Any]]:
+    """How this run names its methods, so that a report made where a method is not installed still can."""
+    return {name: {"display": DESCRIPTORS[name].display, "paper_model": DESCRIPTORS[name].paper_model,
+                   "grid_axis": DESCRIPTORS[name].grid_axis} for name in sweep.methods.enabled()}
 
 
 def read_plan(experiment_dir: str) -> dict[str, Any]:

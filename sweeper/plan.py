@@ -9,35 +9,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-from sweeper.schema import MethodBase, Sweep
+from sweeper.schema import Sweep
 from sweeper.sources import SYNTHETIC, data_languages, world_dir, world_languages
+from trainables.methods import DESCRIPTORS, MethodOptions
 from trainables.spec import TrialSpec
 from trainables.tasks import get_task
 
-# One option dict per grid point; the registry replaces an if/elif chain over method names.
-METHOD_GRIDS: Mapping[str, Callable[[Any], list[dict[str, Any]]]] = {
-    "baseline": lambda c: [{}],
-    "adv": lambda c: [
-        {"epsilon": eps, "pgd_steps": c.pgd_steps, "pgd_alpha": c.pgd_alpha,
-         "pgd_random_start": c.pgd_random_start, "injection": c.injection}
-        for eps in c.epsilon or [None]
-    ],
-    "rs_rp": lambda c: [{"epsilon": eps, "injection": c.injection} for eps in c.epsilon or [None]],
-    "rs_da": lambda c: [{"m": m, "synonyms": c.synonyms, "keep_original": c.keep_original} for m in c.m or [None]],
-    "rs_syntax": lambda c: [
-        {"m": m, "swap_probability": c.swap_probability, "keep_original": c.keep_original} for m in c.m or [None]
-    ],
-}
-# Cost of one training example relative to plain fine-tuning, for the estimate.
-COST_FACTORS: Mapping[str, Callable[[Mapping[str, Any]], float]] = {
-    "baseline": lambda o: 1.0,
-    "rs_rp": lambda o: 1.0,
-    "adv": lambda o: 1.0 + o["pgd_steps"],  # each PGD step is one more forward and backward pass
-    "rs_da": lambda o: o["m"] + int(o["keep_original"]),
-    "rs_syntax": lambda o: o["m"] + int(o["keep_original"]),
-}
+
+def method_grid(name: str, settings: MethodOptions) -> list[dict[str, Any]]:
+    """One option dict per grid point of a method (its descriptor's axis: epsilon or m)."""
+    return DESCRIPTORS[name].grid(settings)
 
 
 @dataclass(frozen=True)
@@ -133,7 +116,7 @@ def _world(sweep: Sweep, build: bool) -> Any:
 
 
 # ------------------------------------------------------------------------------------- cells
-def training_for(sweep: Sweep, method_config: MethodBase) -> dict[str, Any]:
+def training_for(sweep: Sweep, method_config: MethodOptions) -> dict[str, Any]:
     overrides = {k: v for k, v in method_config.training.model_dump().items() if v is not None}
     return {**sweep.training.model_dump(), **overrides}
 
@@ -147,7 +130,7 @@ def configurations(sweep: Sweep) -> list[tuple[str, dict[str, Any], dict[str, An
     out = []
     for name, method_config in sweep.methods.enabled().items():
         training = training_for(sweep, method_config)
-        for options in METHOD_GRIDS[name](method_config):
+        for options in method_grid(name, method_config):
             out.extend((name, options, {**training, "learning_rate": lr}) for lr in rates or [training["learning_rate"]])
     return out
 
@@ -236,13 +219,12 @@ def data_sizes(resolved: Resolved, raw: Any = None) -> Sizes:
 def trial_hours(cell_method: str, options: Mapping[str, Any], training: Mapping[str, Any], sizes: Sizes,
                 test_sets: int, sweep: Sweep) -> float:
     """Device-hours of one trial at the assumed full-device throughput."""
-    copies = COST_FACTORS[cell_method](options)
-    data_factor = copies if cell_method in ("rs_da", "rs_syntax") else 1.0
-    train_examples = sizes.train * data_factor * training["epochs"]
+    cost = DESCRIPTORS[cell_method].cost(options)
+    train_examples = sizes.train * cost.examples * training["epochs"]
     if training.get("max_updates"):
         train_examples = min(train_examples, training["max_updates"] * training["per_device_batch_size"]
                              * training["gradient_accumulation"])
-    compute = train_examples * (copies / data_factor)
+    compute = train_examples * cost.passes
     updates = train_examples / (training["per_device_batch_size"] * training["gradient_accumulation"])
     eval_every = training.get("eval_every") or get_task(sweep.task).eval_every
     evaluations = math.ceil(updates / eval_every) + 1
@@ -301,14 +283,14 @@ def _plan_rows(sweep: Sweep, first: str, seeds: Sequence[int]) -> list[tuple]:
     for method, method_config in sweep.methods.enabled().items():
         training = training_for(sweep, method_config)
         if sweep.search.algorithm == "optuna":
-            options = dict(METHOD_GRIDS[method](method_config)[0])
+            options = dict(method_grid(method, method_config)[0])
             for key in ("epsilon", "m"):
                 if key in sweep.search.space and key in options:
                     options[key] = _expected_value(sweep.search.space[key])
             label = f"{method} (Optuna: {', '.join(sweep.search.space)})"
             rows.append((first, method, label, options, training, len(seeds), sweep.search.num_samples))
         else:
-            for options in METHOD_GRIDS[method](method_config):
+            for options in method_grid(method, method_config):
                 for lr in learning_rate_grid(sweep) or [None]:
                     label = config_label_of(method, options) + (f" lr={lr:g}" if lr is not None else "")
                     rows.append((first, method, label, options, training, len(seeds), 1))

@@ -6,53 +6,22 @@ field and its line. No file is read here: the models can be built from any mappi
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Mapping, Sequence
+from types import MappingProxyType
+from typing import Annotated, Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, create_model, field_validator, model_validator
 
-from trainables.spec import INJECTION_POINTS
+from trainables.methods import DESCRIPTORS, MethodOptions
+from trainables.options import (LEARNING_RATE_DOMAIN, Domain, FieldError, Integer, LearningRate, Number, PositiveInt,
+                                Seed, Strict, duplicates, is_integer)
 from trainables.tasks import TASKS
 
 EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-class FieldError(ValueError):
-    """A cross-field refusal that names the field it is about (relative to the model raising it)."""
-
-    def __init__(self, location: Sequence[str | int], message: str) -> None:
-        super().__init__(message)
-        self.location = tuple(location)
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _is_integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _not_boolean(value: Any) -> Any:
-    """YAML reads true/false/yes/no as booleans, which pydantic would quietly take as 1 and 0."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a number, got the boolean {value!r}")
-    return value
-
-
-Integer = Annotated[int, BeforeValidator(_not_boolean)]
-Number = Annotated[float, BeforeValidator(_not_boolean)]
-PositiveInt = Annotated[Integer, Field(ge=1)]
-Seed = Annotated[Integer, Field(ge=0)]  # numpy's generators refuse negative seeds
-Probability = Annotated[Number, Field(gt=0, le=1)]
-LearningRate = Annotated[Number, Field(gt=0, lt=1)]
-
-
-def _duplicates(values: Sequence[Any]) -> list[Any]:
-    return sorted({v for i, v in enumerate(values) if v in values[:i]}, key=values.index)
+_is_integer, _duplicates = is_integer, duplicates
 
 
 class Training(Strict):
@@ -77,128 +46,37 @@ class Training(Strict):
 
 
 # ===================================================================================== methods
-# Everything method-specific, in one section: to be generated from the methods' own descriptors.
-DEFAULT_SYNONYMS = "https://raw.githubusercontent.com/uclanlp/Robust-XLT/master/counterfitted_neighbors.json"
-
-
-class TrainingOverride(Strict):
-    """Per-method changes to the training hyper-parameters (e.g. the paper's RS-DA epochs)."""
-
-    epochs: PositiveInt | None = None
-    learning_rate: LearningRate | None = None
-    max_updates: PositiveInt | None = None
-
-
-def _listify(value: Any) -> Any:
-    """`epsilon: 0.1` means the one-point grid [0.1]."""
-    return value if isinstance(value, list) or value is None else [value]
-
-
-def _nonempty_unique(values: list, what: str) -> list:
-    if not values:
-        raise ValueError(f"{what} grid is empty: give at least one value")
-    if _duplicates(values):
-        raise ValueError(f"{what} grid has duplicates {_duplicates(values)}: each value once")
-    return values
-
-
-class MethodBase(Strict):
-    training: TrainingOverride = TrainingOverride()
-
-
-class Baseline(MethodBase):
-    pass
-
-
-class EpsilonMethod(MethodBase):
-    epsilon: list[Number] | None = None  # required unless search.space.epsilon samples it
-    injection: Literal[INJECTION_POINTS] = "word_embeddings"  # type: ignore[valid-type]
-
-    _one_point_grid = field_validator("epsilon", mode="before")(_listify)
-
-    @field_validator("epsilon")
-    @classmethod
-    def _positive(cls, values: list[float] | None) -> list[float] | None:
-        for eps in _nonempty_unique(values, "epsilon") if values is not None else ():
-            if not eps > 0 or not math.isfinite(eps):
-                raise ValueError(f"epsilon must be a finite number > 0 (an L-inf radius), got {eps}")
-        return values
-
-
-class Adversarial(EpsilonMethod):
-    pgd_steps: PositiveInt = 1
-    pgd_alpha: Annotated[Number, Field(gt=0)] | None = None
-    pgd_random_start: bool = True
-
-
-class RandomPerturbation(EpsilonMethod):
-    pass
-
-
-class CopiesMethod(MethodBase):
-    m: list[Integer] | None = None  # required unless search.space.m samples it
-    keep_original: bool = False
-
-    _one_point_grid = field_validator("m", mode="before")(_listify)
-
-    @field_validator("m")
-    @classmethod
-    def _at_least_one(cls, values: list[int] | None) -> list[int] | None:
-        for m in _nonempty_unique(values, "m") if values is not None else ():
-            if m < 1:
-                raise ValueError(f"m (augmented copies per example) must be >= 1, got {m}")
-        return values
-
-
-class SynonymAugmentation(CopiesMethod):
-    synonyms: str = DEFAULT_SYNONYMS
-
-
-class SyntaxAugmentation(CopiesMethod):
-    swap_probability: Probability = 0.1
-
-
-class Methods(Strict):
-    baseline: Baseline | None = None
-    adv: Adversarial | None = None
-    rs_rp: RandomPerturbation | None = None
-    rs_da: SynonymAugmentation | None = None
-    rs_syntax: SyntaxAugmentation | None = None
-
+# Every method's settings come from its descriptor (trainables/methods/<name>.py); nothing here names a method.
+class _MethodsBase(Strict):
     @model_validator(mode="after")
-    def _at_least_one(self) -> "Methods":
+    def _at_least_one(self) -> "_MethodsBase":
         if not self.enabled():
-            raise ValueError(f"no method enabled; allowed: {', '.join(Methods.model_fields)} "
+            raise ValueError(f"no method enabled; allowed: {', '.join(type(self).model_fields)} "
                              "(enable one with `baseline: {}`: a bare `baseline:` is null and leaves it off)")
         return self
 
-    def enabled(self) -> dict[str, MethodBase]:
-        return {name: getattr(self, name) for name in Methods.model_fields if getattr(self, name) is not None}
+    def enabled(self) -> dict[str, MethodOptions]:
+        return {name: getattr(self, name) for name in type(self).model_fields if getattr(self, name) is not None}
 
 
-SEARCHABLE = {"learning_rate": None, "epsilon": ("adv", "rs_rp"), "m": ("rs_da", "rs_syntax")}
+Methods = create_model("Methods", __base__=_MethodsBase,
+                       **{name: (d.options | None, None) for name, d in DESCRIPTORS.items()})
 
 
-@dataclass(frozen=True)
-class Domain:
-    """What a searched parameter may take: the same values its grid or training field accepts."""
-
-    low: float  # exclusive
-    high: float  # exclusive
-    integer: bool
-    meaning: str
-
-    def admits(self, value: Any) -> bool:
-        numeric = _is_integer(value) or (isinstance(value, float) and not self.integer)
-        return numeric and math.isfinite(value) and self.low < value < self.high
+def _owners(parameter: str) -> tuple[str, ...]:
+    return tuple(name for name, d in DESCRIPTORS.items() if parameter in d.search)
 
 
-SEARCH_DOMAINS: Mapping[str, Domain] = {
-    "learning_rate": Domain(0.0, 1.0, False, "numbers in (0, 1)"),
-    "epsilon": Domain(0.0, math.inf, False, "finite numbers > 0 (an L-inf radius)"),
-    "m": Domain(0.0, math.inf, True, "whole numbers >= 1 (augmented copies per example)"),
-}
+# parameter -> the methods whose option it is (None: a training setting every method has)
+SEARCHABLE: Mapping[str, tuple[str, ...] | None] = MappingProxyType(
+    {"learning_rate": None, **{p: _owners(p) for d in DESCRIPTORS.values() for p in d.search}})
 
+
+def search_domains(parameter: str) -> list[tuple[str | None, Domain]]:
+    """(owner, domain) of every method that may sample `parameter` (owner None: learning_rate)."""
+    if parameter == "learning_rate":
+        return [(None, LEARNING_RATE_DOMAIN)]
+    return [(name, DESCRIPTORS[name].search[parameter]) for name in SEARCHABLE[parameter]]
 # ================================================================================= end of methods
 
 
@@ -259,11 +137,15 @@ class Distribution(Strict):
 
 
 def _domain_problem(name: str, dist: Distribution) -> str | None:
-    domain = SEARCH_DOMAINS[name]
-    if domain.integer and dist.choice is None:
-        return f"{name} takes {domain.meaning}: sample it with choice: [...], not a range"
-    outside = [v for v in dist.values() if not domain.admits(v)]
-    return f"{name} takes {domain.meaning}, got {outside}" if outside else None
+    """Sampled values must suit every method that takes the parameter (ADV's epsilon > 0, FreeLB's >= 0)."""
+    for owner, domain in search_domains(name):
+        whose = f" (for {owner})" if owner and len(SEARCHABLE[name]) > 1 else ""
+        if domain.integer and dist.choice is None:
+            return f"{name} takes {domain.meaning}{whose}: sample it with choice: [...], not a range"
+        outside = [v for v in dist.values() if not domain.admits(v)]
+        if outside:
+            return f"{name} takes {domain.meaning}{whose}, got {outside}"
+    return None
 
 
 class Search(Strict):
@@ -419,11 +301,10 @@ class Sweep(Strict):
     def _grids_or_space(self) -> None:
         """Each epsilon/m comes from exactly one place: the method's grid or Optuna's space."""
         for method, config in self.methods.enabled().items():
-            for grid in ("epsilon", "m"):
-                if grid not in type(config).model_fields:
-                    continue
+            grid = DESCRIPTORS[method].grid_axis
+            if grid is not None:
                 searched = self.search.algorithm == "optuna" and grid in self.search.space
-                given = getattr(config, grid) is not None
+                given = getattr(config, grid) is not None and (grid in config.model_fields_set or not searched)
                 if searched and given:
                     raise FieldError(["methods", method, grid], f"given as a grid and also searched by "
                                                                 f"search.space.{grid}: keep one")

@@ -45,3 +45,14 @@ def test_a_refused_config_loads_neither_torch_nor_ray(tmp_path):
     result = subprocess.run([sys.executable, "-c", probe, str(bad)], capture_output=True, text=True, timeout=60)
     assert result.stdout.split() == ["2", "False", "False"], result.stderr
     assert f"{bad}:4: seeds:" in result.stderr
+
+
+def test_methods_lists_every_installed_method_with_its_defaults(capsys):
+    from trainables.methods import DESCRIPTORS
+
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    heads = [line.split(":")[0] for line in out.splitlines() if not line.startswith(" ")]
+    assert heads == list(DESCRIPTORS)  # row order: the paper's five first
+    assert "adv: ADV; the paper's mBERT-ADV; sweeps epsilon; Optuna may sample epsilon\n  epsilon: required\n" in out
+    assert "  pgd_steps: 1\n" in out and "  swap_probability: 0.1\n" in out
