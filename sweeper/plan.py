@@ -30,7 +30,7 @@ class Resolved:
     sweep: Sweep
     experiment_dir: str
     model: str
-    data: Mapping[str, Any]  # trainables.spec.DataSourceSpec fields
+    data: Mapping[str, Any]  # trainables.spec.DataSource fields
     languages: tuple[str, ...]
     synonyms: str | None
     language_distances: Mapping[str, float] | None = None

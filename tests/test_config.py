@@ -403,9 +403,9 @@ def test_the_data_settings_default_as_the_trials_data_source():
     import dataclasses
 
     from sweeper.schema import Data
-    from trainables.spec import DataSourceSpec
+    from trainables.spec import DataSource
 
-    spec = {f.name: f.default for f in dataclasses.fields(DataSourceSpec)}
+    spec = {f.name: f.default for f in dataclasses.fields(DataSource)}
     for shared in ("path", "revision", "allow_empty"):
         assert Data.model_fields[shared].default == spec[shared], shared
     assert Data.model_fields["source"].default == spec["kind"]  # named source in the YAML, kind in the trial

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from datasets.table import InMemoryTable
 
+from trainables.source import DATA_KINDS, DataError, DataSource
 from trainables.tasks import SOURCE_LANGUAGE, Task
 
 CANONICAL_COLUMNS = ("id", "sentence1", "sentence2", "label")
@@ -45,28 +46,6 @@ OFFLINE_HINT = "offline? set HF_HUB_OFFLINE=0 or use a local copy"
 FINGERPRINT_VERSION = b"robust-xlt canonical pairs v1\n"
 
 Where = Callable[[int], str]  # row index -> "file:line" or "dataset config split row"
-
-
-class DataError(ValueError):
-    """Bad or missing data; the message names the file and line, or dataset/config/split and row."""
-
-
-@dataclass(frozen=True)
-class DataSource:
-    """Where a task's data lives: `kind` selects a loader from LOADERS."""
-
-    kind: str  # "hub" | "local_hub" | "tsv"
-    path: str  # Hub id or directory (absolute path recommended)
-    revision: str | None = None  # Hub revision (commit/tag), hub only
-    allow_empty: bool = False
-
-    def __post_init__(self) -> None:
-        if self.kind not in LOADERS:
-            raise DataError(f"unknown data source kind {self.kind!r}; allowed: {', '.join(LOADERS)}")
-        if not str(self.path).strip():
-            raise DataError(f"data source of kind {self.kind!r} needs a path (Hub id or directory)")
-        if self.revision is not None and self.kind != "hub":
-            raise DataError(f"revision is only meaningful for kind 'hub', not {self.kind!r}")
 
 
 @dataclass(frozen=True)
@@ -94,12 +73,12 @@ def load_split(task: Task, source: DataSource, split: str, language: str) -> dat
     """One split ("train", "dev" or "test") of one language as a validated canonical Dataset."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
-    return _to_dataset(LOADERS[source.kind].load(task, source, split, language))
+    return _to_dataset(LOADERS[source.kind].load(task, source.for_task(task), split, language))
 
 
 def available_languages(task: Task, source: DataSource) -> tuple[str, ...]:
     """Languages the source offers test sets for, the source language first."""
-    return LOADERS[source.kind].languages(task, source)
+    return LOADERS[source.kind].languages(task, source.for_task(task))
 
 
 def load_task_data(task: Task, source: DataSource, languages: Sequence[str]) -> TaskData:
@@ -657,3 +636,4 @@ LOADERS: Mapping[str, Loader] = MappingProxyType(
         "tsv": Loader(load=_tsv_load, languages=_tsv_available_languages),
     }
 )
+assert tuple(LOADERS) == DATA_KINDS, "a data kind without its loader (trainables.source.DATA_KINDS)"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from trainables.source import DataSource
 from trainables.tasks import get_task
 
 # Where ADV and RS-RP add their perturbation (trainables.methods.EmbeddingInjector); here so that
@@ -24,14 +25,6 @@ INJECTION_POINTS = ("word_embeddings", "embeddings_output")
 # Keys of the nested config that do not define a configuration (they say where or how to run).
 _NOT_IDENTITY = ("seed", "stage", "experiment", "experiment_dir", "cache_dir", "num_threads", "data_fingerprints",
                  "checkpoint_every")
-
-
-@dataclass(frozen=True)
-class DataSourceSpec:
-    kind: str = "hub"  # hub | local_hub | tsv
-    path: str | None = None  # Hub id or directory; None: the task's Hub id
-    revision: str | None = None
-    allow_empty: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,7 +61,7 @@ class TrialSpec:
     model: str
     method: str
     seed: int
-    data: DataSourceSpec = field(default_factory=DataSourceSpec)
+    data: DataSource = field(default_factory=DataSource)
     languages: tuple[str, ...] = ()  # test languages; empty: all of the task's
     generalized: bool = False
     method_options: Mapping[str, Any] = field(default_factory=dict)
@@ -119,7 +112,7 @@ class TrialSpec:
         unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"unknown trial config keys: {', '.join(sorted(unknown))}")
-        values["data"] = DataSourceSpec(**values.get("data", {}))
+        values["data"] = DataSource(**values.get("data", {}))
         values["training"] = TrainingSpec(**values.get("training", {}))
         return cls(**values)
 

@@ -24,7 +24,6 @@ import torch
 
 from trainables import results
 from trainables.cache import TokenCache
-from trainables.data import DataSource
 from trainables.loop import Report, TrainingRun, is_complete_checkpoint, use_bf16
 from trainables.methods import Method, build_method
 from trainables.prepare import PreparedData, prepare_data
@@ -127,7 +126,7 @@ def trial_identity(spec: TrialSpec) -> dict[str, Any]:
 
 def prepare_for(spec: TrialSpec, tokenizer: Any, method: Method, raw: Any = None) -> PreparedData:
     task = get_task(spec.task)
-    source = DataSource(spec.data.kind, spec.data.path or task.hub_id, spec.data.revision, spec.data.allow_empty)
+    source = spec.data.for_task(task)
     return prepare_data(
         task, source, spec.languages, tokenizer=tokenizer, max_length=spec.training.max_length,
         generalized=spec.generalized, augmentation=method.augmentation,
