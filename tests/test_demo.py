@@ -56,6 +56,8 @@ def test_demo_builds_the_world_sweeps_and_prints_the_marked_table(demo_run):
     experiment = json.loads((out / "experiment.json").read_text())
     assert experiment["distance_name"] == "embedding misalignment"
     assert set(experiment["language_distances"]) == {"en", "xa", "xb"}
+    assert experiment["methods"]["rs_da"] == {"display": "RS-DA", "paper_model": "mBERT-RS-DA", "grid_axis": "m"}
+    assert list(experiment["methods"]) == ["baseline", "adv", "rs_rp", "rs_da", "rs_syntax"]
 
 
 def test_report_draws_every_figure_from_the_synthetic_world_results(demo_run, tmp_path):
