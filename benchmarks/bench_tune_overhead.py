@@ -58,10 +58,13 @@ def write_sweep(path: Path, world_, root: Path, trials: int, reuse_actors: bool)
 def prepared_cells(sweep, experiment_dir: str):
     """The sweep's cells with its data fingerprints, the cache entries built (as run_sweep does first)."""
     from sweeper import plan as planning
+    from sweeper import preflight
     from sweeper.run import cells_to_prepare, prepare_data_once
+    from sweeper.yaml_errors import Where
 
     resolved = planning.resolve(sweep, experiment_dir)
-    resolved = prepare_data_once(resolved, cells_to_prepare(resolved), io.StringIO())
+    inputs = preflight.check_inputs(resolved, Where.of(None))  # the data and tokenizer, read once
+    resolved = prepare_data_once(resolved, cells_to_prepare(resolved), io.StringIO(), inputs)
     return planning.grid_cells(resolved, "grid", planning.stage_seeds(sweep, "grid"))
 
 

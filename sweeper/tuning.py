@@ -23,10 +23,19 @@ METRIC = "best_dev_accuracy"
 
 def trial_spec(config: Mapping[str, Any]) -> TrialSpec:
     """What a Tune trial runs: its config's `trial` (a `TrialSpec.to_dict()`, Tune's samples filled in)."""
-    spec = TrialSpec.from_dict(config["trial"])
+    spec = TrialSpec.from_dict(config["trial"] if "trial" in config else _older_layout(config))
     if "__trial_index__" in config:  # Optuna + Repeater: the repeat index picks the seed
         spec = replace(spec, seed=config["__seeds__"][config["__trial_index__"]])
     return spec
+
+
+def _older_layout(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial config saved by a sweeper before the one-form spec (Tune state of an experiment that an
+    upgrade interrupted): the common fields with the cell's own (`cell`: method, options, training,
+    seed, stage) over them; an Optuna space was the spec's fields themselves."""
+    fields = {k: v for k, v in config.items() if k != "cell"}
+    fields.update(config.get("cell", {}))
+    return fields
 
 
 def sweep_trial(config: dict[str, Any]) -> None:

@@ -187,3 +187,18 @@ def test_a_cell_is_its_trial_spec_from_the_plan_to_the_trainable(resolved):
     repeated = {**config, "__seeds__": [11, 12], "__trial_index__": 1}  # Optuna + Repeater
     assert trial_spec(repeated).seed == 12 and trial_spec(repeated).config_id == cell.config_id
     assert _trial_name(SimpleNamespace(config=repeated, trial_id="x_00002")) == f"{cell.method}-s1-x_00002"
+
+
+def test_a_trial_config_saved_before_the_one_form_spec_still_reads(resolved):
+    """Tune state written by the previous layout (common fields with a placeholder baseline at seed 0, the cell's
+    own fields under `cell`) restores after an upgrade: the trainable reads the same spec from either form."""
+    from sweeper.tuning import trial_spec
+
+    for cell in planning.grid_cells(resolved, "grid", [3]):
+        common = planning.trial_config(resolved, "baseline", {}, resolved.sweep.training.model_dump(), 0, "grid")
+        cell_fields = {k: cell.spec.to_dict()[k] for k in ("method", "method_options", "training", "seed", "stage")}
+        old = {**common, "cell": cell_fields}
+        assert trial_spec(old) == trial_spec({"trial": cell.spec.to_dict()}) == cell.spec
+        assert trial_spec(old).config_id == cell.config_id
+    optuna_old = {**cell.spec.to_dict(), "__seeds__": [5, 6], "__trial_index__": 1}
+    assert trial_spec(optuna_old).seed == 6
