@@ -66,6 +66,7 @@ class ExperimentInfo:
     planned: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (config_id, stage) -> N
     problems: tuple[str, ...] = ()  # damaged files left out (the report's notes)
     method_display: Mapping[str, str] = field(default_factory=dict)  # experiment.json's `methods`: the run's names
+    protocol: str = "paper"  # selection.protocol the sweep ran with (paper, two_stage, per_run)
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,7 @@ def read_experiment_info(experiment_dir: Location) -> ExperimentInfo:
         planned=planned,
         problems=problems,
         method_display=_method_display(document, path),
+        protocol=str(document.get("protocol", "paper")),
     )
 
 

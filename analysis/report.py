@@ -25,6 +25,7 @@ from analysis.distances import Distances, experiment_distances, order_by_distanc
 from analysis.load import (AnalysisInputError, ExperimentInfo, Results, damaged_predictions, load_correctness,
                            load_results, planned_frame)
 from analysis.names import AVG, display_name
+from analysis.selection import per_run_choices, per_run_metrics, per_run_planned
 from analysis.paper import PaperComparison, compare_with_paper, comparison_grid
 from analysis.stats import example_bootstrap
 from analysis.tables import (
@@ -60,6 +61,7 @@ class ReportOptions(TableOptions):
     baseline: str | None = None
     example_level: bool = True
     methods: tuple[str, ...] | None = None
+    selection: str | None = None  # paper | per_run; None: what the experiments ran (experiment.json's protocol)
 
     def table_options(self, baseline: str, method_display: Mapping[str, str] | None = None) -> TableOptions:
         values = {f.name: getattr(self, f.name) for f in fields(TableOptions)}
@@ -80,6 +82,9 @@ class TaskReport:
     distances: Distances | None
     m_points: Mapping[str, pd.DataFrame]
     notes: tuple[str, ...] = field(default=())
+    selection_rule: str = "paper"  # how the main table chose configurations: paper (by the mean) or per_run
+    per_run: pd.DataFrame | None = None  # per_run: the configuration each seed's run chose
+    sensitivity: TaskTable | None = None  # the main table under the other selection rule (complete grids)
 
 
 # ---- building (pure, except the predictions read for the example-level supplement) ----------------
@@ -200,9 +205,20 @@ def build_task_report(results: Results, task: str, options: ReportOptions) -> Ta
     planned = planned_frame(infos)
     languages = infos[0].languages
     table_options = options.table_options(task_baseline(infos, options.baseline), results.method_display)
+    rule = selection_rule(infos, options.selection)
+    choices = per_run_choices(table_material(metrics))
+    chosen_by = {"paper": (metrics, planned),
+                 "per_run": (per_run_metrics(metrics, choices), per_run_planned(planned, choices, metrics))}
+    metrics, planned = chosen_by[rule]
     table = build_task_table(metrics, planned, languages, table_options, options.methods)
+    other = "paper" if rule == "per_run" else "per_run"
+    sensitivity = (build_task_table(*chosen_by[other], languages, table_options, options.methods)
+                   if complete_grid(table_material(results.metrics[results.metrics["task"] == task])) and len(choices)
+                   else None)
     notes = [problem for info in infos for problem in info.problems] + table_notes(table, planned)
-    if options.example_level:
+    if rule == "per_run" and len(choices) and options.example_level:
+        notes.append("example-level test skipped: not computed for per-run selection (each seed's run differs)")
+    elif options.example_level:
         correctness, skipped = read_correctness(results, table, infos)
         if correctness is not None:
             example, example_notes = example_level_tests(correctness, table)
@@ -217,8 +233,23 @@ def build_task_report(results: Results, task: str, options: ReportOptions) -> Ta
     return TaskReport(
         table=table, experiments=infos, selection=selection_frame(metrics, table), generalized=matrices,
         differences=difference_matrices(matrices, table.baseline), comparison=compare_with_paper(table.cells, task, languages),
-        distances=distances, m_points=points, notes=tuple(notes),
+        distances=distances, m_points=points, notes=tuple(notes), selection_rule=rule,
+        per_run=choices if rule == "per_run" else None, sensitivity=sensitivity,
     )
+
+
+def selection_rule(infos: Sequence[ExperimentInfo], requested: str | None) -> str:
+    """The requested rule, else per_run where every experiment of the task ran that protocol, else paper."""
+    if requested is not None:
+        return requested
+    return "per_run" if all(info.protocol == "per_run" for info in infos) else "paper"
+
+
+def complete_grid(metrics: pd.DataFrame) -> bool:
+    """Every configuration of each method has English dev results on the same seeds (both rules comparable)."""
+    dev = metrics[metrics["split"] == "dev"]
+    seeds = dev.groupby(["experiment", "method", "stage", "config_id"])["seed"].agg(frozenset)
+    return bool(len(seeds)) and bool((seeds.groupby(level=[0, 1, 2]).nunique() == 1).all())
 
 
 def missing_figure_notes(table: TaskTable, distances: Distances | None, matrices: Mapping, points: Mapping) -> list[str]:
@@ -316,6 +347,30 @@ def tests_grid(table: TaskTable) -> pd.DataFrame:
     return frame
 
 
+def per_run_grid(report: TaskReport) -> pd.DataFrame:
+    """methods x seeds: the configuration each run chose (its label and English dev accuracy)."""
+    choices = report.per_run
+    text = [f"{label.split(' ', 1)[-1]} ({100 * dev:.1f})" for label, dev in zip(choices["config_label"], choices["dev"])]
+    grid = choices.assign(text=text).pivot_table(index="method", columns="seed", values="text", aggfunc="first")
+    grid.index = [display(m, report.table) for m in grid.index]
+    grid.columns = [f"seed {c}" for c in grid.columns]
+    return grid.fillna("–")
+
+
+def sensitivity_summary(table: TaskTable, other: TaskTable) -> str:
+    """One sentence: do the marks (underlines) move between the two rules?"""
+    def marked(t: TaskTable) -> set[tuple[str, str]]:
+        cells = t.cells[t.cells["significant"]]
+        return set(zip(cells["method"], cells["column"]))
+
+    only_main, only_other = marked(table) - marked(other), marked(other) - marked(table)
+    if not only_main and not only_other:
+        return "The significance marks are the same under both rules."
+    listing = lambda cells: ", ".join(f"{display(m, table)} {c}" for m, c in sorted(cells)) or "none"  # noqa: E731
+    return (f"The marks differ: underlined only in the main table: {listing(only_main)}; only here: "
+            f"{listing(only_other)}.")
+
+
 def seeds_grid(table: TaskTable) -> pd.DataFrame:
     """rows x columns of "seeds needed (sd of the paired differences)"."""
     cells = table.cells[table.cells["method"] != table.baseline]
@@ -334,11 +389,25 @@ def markdown_task(report: TaskReport, figures: Sequence[str]) -> str:
     selection = report.selection.set_index("row")[["stage", "dev_mean", "dev_n", "candidates"]]
     selection["dev_mean"] = selection["dev_mean"].map(lambda v: f"{v:.2f}")
     selection.columns = ["stage", "dev accuracy", "seeds", "candidates (dev accuracy)"]
-    parts += ["### Configuration chosen by mean English dev accuracy (%)", markdown_grid(selection, "Method")]
+    if report.selection_rule == "per_run":
+        parts += ["### Configuration chosen by each run's own English dev accuracy (per-run selection)",
+                  "Each seed's run picks its epsilon (or m) by its own English dev accuracy; ties go to the smaller "
+                  "config_id, and a seed chooses among the configurations finished on it.",
+                  markdown_grid(per_run_grid(report), "Method")]
+    else:
+        parts += ["### Configuration chosen by mean English dev accuracy (%)", markdown_grid(selection, "Method")]
     parts += [f"### Paired tests against {display(table.baseline, table)} (points; p one-sided)", markdown_grid(tests_grid(table), "Cell"),
               "Primary test: bootstrapped paired t-test on per-seed accuracies (seeds paired by id). Diagnostics: "
               "scipy ttest_rel (greater), exact sign-flip permutation, example-level paired bootstrap on per-example "
               "correctness averaged over seeds (supplement, not used for marks)."]
+    if report.sensitivity is not None:
+        other = report.sensitivity
+        title = "per-run selection" if report.selection_rule == "paper" else "selection by the mean over seeds"
+        parts += [f"### Selection sensitivity: the same results under {title}",
+                  "Section 4.1 can be read as choosing epsilon (or m) once per method, by the mean English dev "
+                  "accuracy over seeds (the table above), or inside each run by its own dev accuracy; every "
+                  "configuration ran on every seed here, so both can be shown.", render_markdown(other),
+                  sensitivity_summary(table, other)]
     parts += [f"### Seeds needed to detect +{opts.gain:g} points (one-sided paired t-test, alpha {opts.alpha:g}, power {opts.power:g})",
               markdown_grid(seeds_grid(table), "Method")]
     for method, matrix in report.generalized.items():
@@ -439,6 +508,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap's Generator (default: 0)")
     parser.add_argument("--methods", nargs="+", metavar="METHOD",
                         help="rows to show, by the results' method names (the baseline is always shown)")
+    parser.add_argument("--selection", choices=("paper", "per_run"),
+                        help="how the main table chooses each method's epsilon/m: by the mean English dev accuracy "
+                             "over seeds (paper) or inside each seed's run (per_run); default: the experiments' "
+                             "selection.protocol")
     parser.add_argument("--no-example-level", action="store_true", help="skip the example-level supplement (reads predictions)")
     parser.add_argument("--standalone", action="store_true", help="LaTeX: a complete compilable document")
     parser.add_argument("--summary", type=Path, metavar="CSV",
@@ -487,7 +560,7 @@ def write_atomically(path: Path, text: str) -> None:
 def options_from(args: argparse.Namespace) -> ReportOptions:
     return ReportOptions(baseline=args.baseline, alpha=args.alpha, holm=args.holm, n_resamples=args.resamples,
                          seed=args.seed, gain=args.gain, power=args.power, example_level=not args.no_example_level,
-                         methods=tuple(args.methods) if args.methods else None)
+                         methods=tuple(args.methods) if args.methods else None, selection=args.selection)
 
 
 def figures_by_task(reports: Sequence[TaskReport], out_dir: Path) -> dict[str, list[str]]:

@@ -191,7 +191,7 @@ class Asha(Strict):
 
 
 class Selection(Strict):
-    protocol: Literal["paper", "two_stage"] = "paper"
+    protocol: Literal["paper", "two_stage", "per_run"] = "paper"  # per_run: epsilon/m chosen inside each seed's run
     search_seeds: PositiveInt = 3  # two_stage: seeds per configuration in the search stage
 
 

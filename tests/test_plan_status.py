@@ -202,3 +202,25 @@ def test_a_trial_config_saved_before_the_one_form_spec_still_reads(resolved):
         assert trial_spec(old).config_id == cell.config_id
     optuna_old = {**cell.spec.to_dict(), "__seeds__": [5, 6], "__trial_index__": 1}
     assert trial_spec(optuna_old).seed == 6
+
+
+def test_per_run_protocol_runs_every_configuration_on_every_seed_and_says_so(tiny_world, tmp_path):
+    """per_run chooses inside each seed's run at report time: the sweep itself is the paper's full grid."""
+    from sweeper.experiment import write_experiment_json
+    from sweeper.stages import stage_order
+
+    config = write_config(tmp_path / "sweep.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache",
+                          methods={"baseline": {}, "adv": {"epsilon": [0.01, 0.1]}}, seeds=[3, 5],
+                          selection={"protocol": "per_run"})
+    sweep = load_config(config)
+    resolved = planning.resolve(sweep, str(tmp_path / "runs" / "exp"))
+    assert stage_order(sweep) == ["grid"] and planning.first_stage(sweep) == "grid"
+    cells = planning.grid_cells(resolved, "grid", sweep.seed_list)
+    assert sorted((c.config_label, c.seed) for c in cells) == [
+        ("adv eps=0.01", 3), ("adv eps=0.01", 5), ("adv eps=0.1", 3), ("adv eps=0.1", 5), ("baseline", 3),
+        ("baseline", 5)]
+    write_experiment_json(resolved)
+    assert json.loads((tmp_path / "runs" / "exp" / "experiment.json").read_text())["protocol"] == "per_run"
+    with pytest.raises(ValueError, match="asha stops some seeds early"):
+        load_config(write_config(tmp_path / "asha.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache",
+                                 selection={"protocol": "per_run"}, asha={"grace_period": 1}))

@@ -79,3 +79,53 @@ def test_the_report_chooses_what_the_sweeper_chose(dev, stopped, expected):
     planned = metrics[["experiment", "config_id", "stage"]].drop_duplicates().assign(N=3)
     chosen = report_selection(metrics, planned)
     assert dict(zip(chosen.method, chosen.config_id)) == expected == best_configurations(seeds(dev), stopped)
+
+
+# ------------------------------------------------------------------------------- per run
+def run_rows(method, config_id, eps, seed, dev, test):
+    base = {"experiment": "e", "task": "pawsx", "method": method, "config_id": config_id,
+            "config_label": f"{method} eps={eps}" if eps else method, "epsilon": eps, "m": None,
+            "stage": "grid", "seed": seed, "lang1": "en", "lang2": "en"}
+    return [{**base, "split": "dev", "accuracy": dev}, {**base, "split": "test", "accuracy": test}]
+
+
+# seed: (dev of A, dev of B); None: that configuration did not finish on the seed
+PER_RUN_DEV = {0: (0.8, 0.7), 1: (0.6, 0.9), 2: (0.7, 0.7), 3: (None, 0.5)}
+
+
+def per_run_frame() -> pd.DataFrame:
+    rows = []
+    for seed, (a, b) in PER_RUN_DEV.items():
+        rows += run_rows("baseline", "baseline-0", None, seed, 0.75, 0.70)
+        if a is not None:
+            rows += run_rows("rs_rp", "rs_rp-a", 0.1, seed, a, 0.60 + seed / 100)
+        rows += run_rows("rs_rp", "rs_rp-b", 1.0, seed, b, 0.80 + seed / 100)
+    return pd.DataFrame(rows)
+
+
+def test_each_run_picks_its_configuration_by_its_own_dev_accuracy():
+    from analysis.selection import per_run_choices
+
+    choices = per_run_choices(per_run_frame())
+    assert list(choices["method"].unique()) == ["rs_rp"]  # one configuration: nothing to choose (baseline)
+    picked = dict(zip(choices["seed"], choices["config_id"]))
+    # seed 0: A is better; 1: B; 2: a tie, the smaller config_id; 3: A missing, B is the only candidate
+    assert picked == {0: "rs_rp-a", 1: "rs_rp-b", 2: "rs_rp-a", 3: "rs_rp-b"}
+    assert list(choices["dev"]) == [0.8, 0.9, 0.7, 0.5]
+
+
+def test_per_run_metrics_take_each_seeds_rows_from_its_chosen_run():
+    from analysis.selection import per_run_choices, per_run_metrics, per_run_planned
+
+    metrics = per_run_frame()
+    choices = per_run_choices(metrics)
+    collapsed = per_run_metrics(metrics, choices)
+    per_run = collapsed[(collapsed["config_id"] == "rs_rp-per-run") & (collapsed["split"] == "test")]
+    assert dict(zip(per_run["seed"], per_run["accuracy"].round(6))) == {0: 0.60, 1: 0.81, 2: 0.62, 3: 0.83}
+    assert set(collapsed["config_id"]) == {"baseline-0", "rs_rp-per-run"}
+    assert per_run["epsilon"].isna().all() and (per_run["config_label"] == "per-run").all()
+    assert len(collapsed[collapsed["method"] == "baseline"]) == 8  # untouched
+    planned = pd.DataFrame({"experiment": ["e"] * 3, "config_id": ["baseline-0", "rs_rp-a", "rs_rp-b"],
+                            "stage": ["grid"] * 3, "N": [4, 3, 4]})
+    extended = per_run_planned(planned, choices, metrics)
+    assert extended.set_index("config_id").loc["rs_rp-per-run", "N"] == 4
