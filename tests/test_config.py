@@ -335,7 +335,8 @@ def test_dumped_configuration_loads_to_the_same_sweep(root):
     assert load_config(write(root, dump_config(sweep), "again.yaml")) == sweep
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "pawsx.yaml", "xnli.yaml", "m_ablation.yaml"])
+@pytest.mark.parametrize("name", ["demo.yaml", "pawsx.yaml", "xnli.yaml", "m_ablation.yaml", "pawsx-fast.yaml",
+                                  "xnli-fast.yaml", "extended.yaml"])
 def test_shipped_configs_load(name):
     path = REPO / "configs" / name
     if not path.exists():

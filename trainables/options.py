@@ -86,3 +86,4 @@ class TrainingOverride(Strict):
     epochs: PositiveInt | None = None
     learning_rate: LearningRate | None = None
     max_updates: PositiveInt | None = None
+    eval_every: PositiveInt | None = None  # the scripts evaluate the augmented-data runs less often
