@@ -83,13 +83,38 @@ def compare_with_paper(cells: pd.DataFrame, task: str, languages: Sequence[str])
     ours = cells[cells["column"].isin(columns)].assign(model=lambda f: f["method"].map(PAPER_MODEL))
     merged = ours.merge(reported, left_on=["model", "column"], right_on=["model", "lang"], how="inner")
     merged = merged.rename(columns={"mean": "ours"}).assign(difference=lambda f: f["ours"] - f["paper"])
+    merged = with_intervals(merged)
     note = None if columns[-1:] == [AVG] else (
         f"Only {', '.join(shared)} are compared: the paper's {task} languages are {', '.join(known)}."
     )
     return PaperComparison(task, merged[_COMPARISON_COLUMNS].reset_index(drop=True), note)
 
 
-_COMPARISON_COLUMNS = ["method", "row", "model", "column", "ours", "paper", "difference", "significant", "paper_significant"]
+_COMPARISON_COLUMNS = ["method", "row", "model", "column", "ours", "paper", "difference", "significant", "paper_significant",
+                       "ours_low", "ours_high", "inside"]
+
+
+def with_intervals(frame: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Our mean's t-interval over seeds (sd with ddof 1, n - 1 degrees of freedom) and whether the paper's
+    number lies inside it; NaN / False where fewer than two seeds (or no sd) are known."""
+    from scipy import stats
+
+    n = frame["n"] if "n" in frame else pd.Series(float("nan"), index=frame.index)
+    sd = frame["std"] if "std" in frame else pd.Series(float("nan"), index=frame.index)
+    valid = n > 1
+    df = n.where(valid, 2) - 1
+    half = pd.Series(stats.t.ppf(0.5 + level / 2, df), index=frame.index) * sd / n.where(valid).pow(0.5)
+    low, high = frame["ours"] - half, frame["ours"] + half
+    return frame.assign(ours_low=low, ours_high=high, inside=(frame["paper"] >= low) & (frame["paper"] <= high))
+
+
+def interval_grid(comparison: PaperComparison, decimals: int = 1) -> pd.DataFrame:
+    """rows x columns of "[low, high] in|out": does the paper's number lie inside our 95% interval?"""
+    frame = comparison.frame
+    text = ["–" if pd.isna(lo) else f"[{lo:.{decimals}f}, {hi:.{decimals}f}] {'in' if inside else 'out'}"
+            for lo, hi, inside in zip(frame["ours_low"], frame["ours_high"], frame["inside"])]
+    grid = frame.assign(text=text).pivot(index="row", columns="column", values="text")
+    return grid.reindex(index=list(dict.fromkeys(frame["row"])), columns=list(dict.fromkeys(frame["column"]))).fillna("–")
 
 
 def comparison_grid(comparison: PaperComparison, decimals: int = 1, underline: Callable[[str], str] = str) -> pd.DataFrame:

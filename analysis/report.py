@@ -26,7 +26,7 @@ from analysis.load import (AnalysisInputError, ExperimentInfo, Results, damaged_
                            load_results, planned_frame)
 from analysis.names import AVG, display_name
 from analysis.selection import per_run_choices, per_run_metrics, per_run_planned
-from analysis.paper import PaperComparison, compare_with_paper, comparison_grid
+from analysis.paper import PaperComparison, compare_with_paper, comparison_grid, interval_grid
 from analysis.stats import example_bootstrap
 from analysis.tables import (
     MARKUP,
@@ -419,6 +419,11 @@ def markdown_task(report: TaskReport, figures: Sequence[str]) -> str:
     parts.append("### Against the paper (ours / paper (difference), points; underlined: significant improvement)")
     if len(report.comparison.frame):
         parts.append(markdown_grid(comparison_grid(report.comparison, opts.decimals, MARKUP["markdown"].underline), "Method"))
+        frame = report.comparison.frame
+        known = frame["ours_low"].notna()
+        parts += [f"Our 95% interval over seeds (t, n - 1 degrees of freedom) and whether the paper's number lies in it: "
+                  f"{int(frame.loc[known, 'inside'].sum())} of {int(known.sum())} inside.",
+                  markdown_grid(interval_grid(report.comparison, opts.decimals), "Method")]
     if report.comparison.note:
         parts.append(report.comparison.note)
     if figures:

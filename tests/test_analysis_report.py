@@ -175,3 +175,18 @@ def test_summary_csv_covers_every_configuration(tmp_path):
     assert (small["mean"], small["std"], small["n"], small["N"]) == (90.0, 0.0, 3, 3)
     avg = frame[(frame["config_id"] == "baseline") & (frame["lang1"] == "avg")].iloc[0]
     assert avg["mean"] == pytest.approx(77.0) and avg["lang2"] == "avg"
+
+
+def test_the_papers_number_inside_or_outside_our_95_percent_interval():
+    from analysis.paper import interval_grid
+
+    # baseline en: mean 93.0, sd 1.0 over 3 seeds: half-width t(0.975, 2) = 4.3027 / sqrt(3) = 2.484
+    cells = pd.DataFrame({"method": ["baseline", "baseline"], "row": ["Baseline"] * 2, "column": ["en", "de"],
+                          "mean": [93.0, 80.0], "std": [1.0, 1.0], "n": [3, 3], "significant": [False, False]})
+    frame = compare_with_paper(cells, "pawsx", ("en", "de")).frame.set_index("column")
+    assert frame.loc["en", "ours_high"] - frame.loc["en", "ours"] == pytest.approx(4.302653 / 3 ** 0.5, rel=1e-5)
+    assert bool(frame.loc["en", "inside"]) and not bool(frame.loc["de", "inside"])  # paper 93.7 / 85.4
+    grid = interval_grid(compare_with_paper(cells, "pawsx", ("en", "de")))
+    assert grid.loc["Baseline", "en"] == "[90.5, 95.5] in" and grid.loc["Baseline", "de"] == "[77.5, 82.5] out"
+    one_seed = cells.assign(n=[1, 1])
+    assert not compare_with_paper(one_seed, "pawsx", ("en", "de")).frame["inside"].any()  # no interval from 1 seed
