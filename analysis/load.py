@@ -67,6 +67,7 @@ class ExperimentInfo:
     problems: tuple[str, ...] = ()  # damaged files left out (the report's notes)
     method_display: Mapping[str, str] = field(default_factory=dict)  # experiment.json's `methods`: the run's names
     protocol: str = "paper"  # selection.protocol the sweep ran with (paper, two_stage, per_run)
+    kept_rows: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # "split/lang" -> rows, empty, placeholder
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,15 @@ def read_experiment_info(experiment_dir: Location) -> ExperimentInfo:
         problems=problems,
         method_display=_method_display(document, path),
         protocol=str(document.get("protocol", "paper")),
+        kept_rows=_kept_rows(document, path),
     )
+
+
+def _kept_rows(document: dict, path: Location) -> Mapping[str, Mapping[str, int]]:
+    kept = document.get("kept_rows", {})
+    if not isinstance(kept, dict) or not all(isinstance(v, dict) for v in kept.values()):
+        raise AnalysisInputError(f"{path}: field 'kept_rows' must map split/language to its counts")
+    return MappingProxyType({str(k): MappingProxyType({str(c): int(n) for c, n in v.items()}) for k, v in kept.items()})
 
 
 def _method_display(document: dict, path: Location) -> Mapping[str, str]:

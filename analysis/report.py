@@ -347,6 +347,17 @@ def tests_grid(table: TaskTable) -> pd.DataFrame:
     return frame
 
 
+def kept_rows_grid(infos: Sequence[ExperimentInfo]) -> pd.DataFrame | None:
+    """Per experiment and split/language: rows, and those with an empty or a placeholder ("NS") sentence; None
+    where there are none (or the sweep did not count them)."""
+    rows = {f"{info.name} / {name}": counts for info in infos for name, counts in info.kept_rows.items()
+            if counts.get("empty", 0) or counts.get("placeholder", 0)}
+    if not rows:
+        return None
+    frame = pd.DataFrame.from_dict(rows, orient="index")[["rows", "empty", "placeholder"]]
+    return frame.astype(str)
+
+
 def per_run_grid(report: TaskReport) -> pd.DataFrame:
     """methods x seeds: the configuration each run chose (its label and English dev accuracy)."""
     choices = report.per_run
@@ -400,6 +411,10 @@ def markdown_task(report: TaskReport, figures: Sequence[str]) -> str:
               "Primary test: bootstrapped paired t-test on per-seed accuracies (seeds paired by id). Diagnostics: "
               "scipy ttest_rel (greater), exact sign-flip permutation, example-level paired bootstrap on per-example "
               "correctness averaged over seeds (supplement, not used for marks)."]
+    kept = kept_rows_grid(report.experiments)
+    if kept is not None:
+        parts += ["### Rows with an empty or placeholder sentence (kept and scored, as the paper's scripts keep them)",
+                  markdown_grid(kept, "Experiment / set")]
     if report.sensitivity is not None:
         other = report.sensitivity
         title = "per-run selection" if report.selection_rule == "paper" else "selection by the mean over seeds"

@@ -89,12 +89,14 @@ def claim_experiment_dir(sweep: Sweep, experiment_dir: str, resume: bool) -> boo
     return created
 
 
-def write_experiment_json(resolved: planning.Resolved) -> None:
+def write_experiment_json(resolved: planning.Resolved, kept_rows: Mapping[str, Mapping[str, int]] | None = None) -> None:
     sweep = resolved.sweep
     payload = {"experiment": sweep.experiment, "task": sweep.task, "languages": list(resolved.languages),
                "baseline": "baseline", "seeds": sweep.seed_list, "generalized": sweep.generalized,
                "protocol": sweep.selection.protocol, "model": resolved.model,
                "methods": method_descriptions(sweep)}
+    if kept_rows is not None:  # rows with an empty or placeholder sentence, per split/language (allow_empty keeps them)
+        payload["kept_rows"] = {name: dict(counts) for name, counts in kept_rows.items()}
     if resolved.language_distances is not None:
         payload.update(language_distances=dict(resolved.language_distances), distance_name=resolved.distance_name)
     _write_json(results.join(resolved.experiment_dir, "experiment.json"), payload)

@@ -117,6 +117,15 @@ def check_inputs(resolved: planning.Resolved, options: RunOptions, where: Where)
     return inputs
 
 
+def kept_rows_of(inputs: preflight.Inputs) -> dict[str, dict[str, int]] | None:
+    """Empty and placeholder sentences per split and language of the data the checks read (None: not read here)."""
+    if inputs.raw is None:
+        return None
+    from trainables.data import kept_rows
+
+    return kept_rows(inputs.raw)
+
+
 def check_on_ray(sweep: Sweep, options: RunOptions, where: Where, out: TextIO) -> str:
     """Once Ray is up: some node (or node type) can hold a trial; on a cluster, every node sees the storage."""
     cluster.check_placeable(sweep, where, embedded=options.address is None, out=out)
@@ -146,7 +155,7 @@ def run_sweep(sweep: Sweep, options: RunOptions) -> int:
         if options.address is not None:
             print(checked, file=out, flush=True)
         created = claim_experiment_dir(sweep, options.experiment_dir, options.resume)
-        write_experiment_json(resolved)
+        write_experiment_json(resolved, kept_rows_of(inputs))
         resolved = prepare_data_once(resolved, cells_to_prepare(resolved), out, inputs)
         driver = Driver(out, options.placement_seconds, options.resume)
         for stage in stage_order(sweep):

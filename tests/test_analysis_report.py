@@ -190,3 +190,19 @@ def test_the_papers_number_inside_or_outside_our_95_percent_interval():
     assert grid.loc["Baseline", "en"] == "[90.5, 95.5] in" and grid.loc["Baseline", "de"] == "[77.5, 82.5] out"
     one_seed = cells.assign(n=[1, 1])
     assert not compare_with_paper(one_seed, "pawsx", ("en", "de")).frame["inside"].any()  # no interval from 1 seed
+
+
+def test_kept_empty_and_placeholder_rows_are_counted_in_the_report(tmp_path):
+    import json
+
+    root = write_hand_experiment(tmp_path / "hand")
+    document = json.loads((root / "experiment.json").read_text())
+    document["kept_rows"] = {"train/en": {"rows": 100, "empty": 0, "placeholder": 0},
+                             "test/de": {"rows": 50, "empty": 2, "placeholder": 3}}
+    (root / "experiment.json").write_text(json.dumps(document))
+    text = render_report([root], n_resamples=200, example_level=False)
+    assert "### Rows with an empty or placeholder sentence" in text
+    assert "| hand / test/de | 50 | 2 | 3 |" in text and "train/en" not in text
+    del document["kept_rows"]
+    (root / "experiment.json").write_text(json.dumps(document))
+    assert "### Rows with an empty" not in render_report([root], n_resamples=200, example_level=False)

@@ -457,3 +457,19 @@ def test_synthetic_world_layouts_load_to_the_same_pairs(tiny_world, task):
         assert hub_split.remove_columns("id").to_dict() == tsv_split.remove_columns("id").to_dict()
     aligned = align_parallel(task, from_hub.test)
     assert generalized_pair(aligned, languages[0], languages[-1])["label"] == from_hub.test[languages[-1]]["label"]
+
+
+def test_kept_rows_counts_empty_and_placeholder_sentences_per_split_and_language():
+    import datasets as hf
+
+    from trainables.data import TaskData, kept_rows
+
+    def split(first, second):
+        return hf.Dataset.from_dict({"id": list(range(len(first))), "sentence1": first, "sentence2": second,
+                                     "label": [0] * len(first)})
+
+    data = TaskData(split(["a", " ", "b"], ["x", "y", "NS"]), split(["a"], ["b"]),
+                    {"de": split(["", "NS", "c", "d"], ["e", "f", "", " NS "])})
+    assert kept_rows(data) == {"train/en": {"rows": 3, "empty": 1, "placeholder": 1},
+                               "dev/en": {"rows": 1, "empty": 0, "placeholder": 0},
+                               "test/de": {"rows": 4, "empty": 2, "placeholder": 2}}  # " NS " stripped is "NS"

@@ -57,6 +57,26 @@ class TaskData:
     test: Mapping[str, datasets.Dataset]
 
 
+# What the published translated PAWS-X sets put where a translation is missing (google-research-datasets/paws
+# issues 4 and 15); the scripts keep such rows, and so does `allow_empty`.
+PLACEHOLDERS = frozenset({"NS"})
+
+
+def kept_rows(data: TaskData) -> dict[str, dict[str, int]]:
+    """"split/language" -> rows whose sentence1 or sentence2 is empty, or a placeholder ("NS"): what a run with
+    `allow_empty` trains or tests on as the scripts do, counted for the report."""
+    sets = {"train/en": data.train, "dev/en": data.dev, **{f"test/{lang}": split for lang, split in data.test.items()}}
+    counts = {}
+    for name, split in sets.items():
+        table = split.with_format("arrow")[:]
+        stripped = [pc.utf8_trim_whitespace(pc.fill_null(table.column(c), "")) for c in TEXT_COLUMNS]
+        empty = pc.or_(*[pc.equal(pc.utf8_length(t), 0) for t in stripped])
+        placeholder = pc.or_(*[pc.is_in(t, value_set=pa.array(sorted(PLACEHOLDERS))) for t in stripped])
+        counts[name] = {"rows": len(split), "empty": int(pc.sum(empty).as_py() or 0),
+                        "placeholder": int(pc.sum(placeholder).as_py() or 0)}
+    return counts
+
+
 @dataclass(frozen=True)
 class Loader:
     """How one kind of source loads a split and lists its languages."""
