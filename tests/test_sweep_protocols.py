@@ -113,3 +113,30 @@ def test_a_configuration_asha_stopped_on_a_seed_does_not_win_on_its_surviving_se
     assert best_configurations(dev, stopped=set()) == {"rs_rp": "a", "adv": "c"}
     assert best_configurations(dev, stopped={"a"}) == {"rs_rp": "b", "adv": "c"}  # a lost a seed to ASHA
     assert best_configurations(dev, stopped={"c", "d"}) == {"adv": "c", "rs_rp": "a"}  # all stopped: best mean
+
+
+def test_per_run_runs_the_full_grid_reports_each_seeds_choice_and_resumes(tiny_world, tmp_path, local_ray):
+    from analysis.report import render_report
+    from analysis.selection import per_run_choices
+
+    config = write_config(tmp_path / "sweep.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache",
+                          methods={"baseline": {}, "rs_rp": {"epsilon": [0.01, 0.5]}}, seeds=2, training=FAST,
+                          selection={"protocol": "per_run"})
+    out = tmp_path / "runs" / "exp"
+    assert sweep(config, out) == 0
+    metrics = all_metrics(out)
+    assert set(metrics.stage) == {"grid"} and metrics.config_id.nunique() == 3  # every configuration, every seed
+    assert json.loads((out / "experiment.json").read_text())["protocol"] == "per_run"
+    table = status_table(str(out))
+    assert len(table) and set(table["state"]) == {"done"}
+    choices = per_run_choices(metrics.assign(experiment="sweep-test"))
+    dev = metrics[(metrics.split == "dev") & (metrics.method == "rs_rp")]
+    for seed, chosen in zip(choices.seed, choices.config_id):  # each seed's choice is its own best dev run
+        runs = dev[dev.seed == seed].sort_values(["accuracy", "config_id"], ascending=[False, True])
+        assert chosen == runs.config_id.iloc[0]
+    assert sorted(choices.seed) == [0, 1]
+    text = render_report([str(out)], n_resamples=200, example_level=False)
+    assert "| RS-RP (per-run) |" in text and "each run's own English dev accuracy" in text
+    assert "### Selection sensitivity" in text
+    assert sweep(config, out, resume=True) == 0
+    assert max(s["attempt"] for s in statuses(out).values()) == 1  # nothing trained again
