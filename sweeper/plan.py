@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from sweeper.schema import Sweep
 from sweeper.sources import SYNTHETIC, data_languages, world_dir, world_languages
@@ -217,8 +217,8 @@ def data_sizes(resolved: Resolved, raw: Any = None) -> Sizes:
 
 
 def trial_hours(cell_method: str, options: Mapping[str, Any], training: Mapping[str, Any], sizes: Sizes,
-                test_sets: int, sweep: Sweep) -> float:
-    """Device-hours of one trial at the assumed full-device throughput."""
+                test_sets: int, sweep: Sweep, rates: Any) -> float:
+    """Device-hours of one trial at `rates` (sweeper.throughput.Rates: per full device or CPU trial)."""
     cost = DESCRIPTORS[cell_method].cost(options)
     train_examples = sizes.train * cost.examples * training["epochs"]
     if training.get("max_updates"):
@@ -229,8 +229,8 @@ def trial_hours(cell_method: str, options: Mapping[str, Any], training: Mapping[
     eval_every = training.get("eval_every") or get_task(sweep.task).eval_every
     evaluations = math.ceil(updates / eval_every) + 1
     evaluated = evaluations * sizes.dev + test_sets * sizes.test
-    seconds = compute / sweep.estimate.train_examples_per_second
-    seconds += evaluated / sweep.estimate.eval_examples_per_second
+    seconds = compute / rates.train_examples_per_second
+    seconds += evaluated / rates.eval_examples_per_second
     return seconds / 3600
 
 
@@ -242,11 +242,18 @@ def _expected_value(dist: Any) -> float:
     return (low + high) / 2
 
 
-def describe(resolved: Resolved, raw: Any = None) -> str:
-    """The --dry-run plan: trials per method and configuration, seeds, totals, device-hours."""
+def describe(resolved: Resolved, raw: Any = None, rates: Callable[[Any], Any] | None = None) -> str:
+    """The --dry-run plan: trials per method and configuration, seeds, totals, device-hours, and where the
+    throughput behind them comes from. `rates` maps a sweeper.throughput.Wanted to Rates (default: looked
+    up beside the experiment, see sweeper.throughput)."""
+    from sweeper import throughput
     from trainables.prepare import evaluation_pairs
+    from trainables.spec import trains_in_bf16
 
     sweep = resolved.sweep
+    rates = rates or throughput.lookup(resolved)
+    device_type = "cuda" if sweep.resources.gpu > 0 else "cpu"
+    sources: dict[str, list[str]] = {}
     sizes = data_sizes(resolved, raw)
     test_sets = len(evaluation_pairs(resolved.languages, sweep.generalized))
     first = first_stage(sweep)
@@ -264,18 +271,27 @@ def describe(resolved: Resolved, raw: Any = None) -> str:
     ]
     total_trials, total_hours = 0, 0.0
     for stage, method, label, options, training, n_seeds, n_configs in _plan_rows(sweep, first, seeds):
-        hours = trial_hours(method, options, training, sizes, test_sets, sweep) * n_seeds * n_configs
+        wanted = throughput.Wanted(resolved.model, sweep.task, device_type == "cuda",
+                                   trains_in_bf16(training["precision"], device_type))
+        used = rates(wanted)
+        sources.setdefault(_rate_line(used), []).append(method)
+        hours = trial_hours(method, options, training, sizes, test_sets, sweep, used) * n_seeds * n_configs
         trials = n_seeds * n_configs
         total_trials, total_hours = total_trials + trials, total_hours + hours
         lines.append(f"{stage:<7} {method:<10} {label:<28} {n_seeds:>5} {trials:>6} {hours:>12.2f}")
     lines += [
         "",
         f"total: {total_trials} trials, about {total_hours:.1f} {device}-hours",
-        f"(assuming {sweep.estimate.train_examples_per_second:g} training and "
-        f"{sweep.estimate.eval_examples_per_second:g} evaluation examples/s on one full device; "
-        "calibrate under `estimate:` from trial.json timings)",
     ]
+    for line, methods in sources.items():
+        named = "" if len(sources) == 1 else f" ({', '.join(dict.fromkeys(methods))})"
+        lines.append(f"throughput{named}: {line}")
     return "\n".join(lines)
+
+
+def _rate_line(rates: Any) -> str:
+    return (f"{rates.train_examples_per_second:.4g} training and {rates.eval_examples_per_second:.4g} evaluation "
+            f"examples/s, {rates.source}")
 
 
 def _plan_rows(sweep: Sweep, first: str, seeds: Sequence[int]) -> list[tuple]:

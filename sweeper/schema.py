@@ -204,10 +204,22 @@ class Augmentation(Strict):
 
 
 class Estimate(Strict):
-    """Throughput assumed by --dry-run's GPU-hour estimate (calibrate from trial.json timings)."""
+    """Throughput behind --dry-run's device-hours. Left out (or `estimate: auto`): measured figures where
+    there are any (sweeper.throughput), assumed ones labelled as such where not; a figure given here is used
+    as given. Per full device (GPU trials) or per CPU trial; training counts forward+backward passes."""
 
-    train_examples_per_second: Annotated[Number, Field(gt=0)] = 250.0
-    eval_examples_per_second: Annotated[Number, Field(gt=0)] = 2000.0
+    train_examples_per_second: Annotated[Number, Field(gt=0)] | None = None
+    eval_examples_per_second: Annotated[Number, Field(gt=0)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _auto(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value != "auto":
+                raise ValueError(f"{value!r}: write `auto` or the figures (train_examples_per_second, "
+                                 "eval_examples_per_second)")
+            return {}
+        return value
 
 
 class Sweep(Strict):

@@ -14,6 +14,7 @@ from sweeper.config import load_config
 from sweeper.experiment import add_to_plan, read_plan
 from sweeper.status import cell_state, render_status, status_table
 from sweeper.tuning import progress_line
+from sweeper.throughput import ASSUMED
 from trainables import results
 
 
@@ -53,10 +54,10 @@ def test_config_id_ignores_seed_and_location_but_not_hyperparameters(resolved, t
 def test_estimate_scales_with_method_cost(resolved):
     sizes = planning.Sizes(train=1000, dev=100, test=100)
     training = {"epochs": 2, "per_device_batch_size": 8, "gradient_accumulation": 4, "eval_every": 10}
-    base = planning.trial_hours("baseline", {}, training, sizes, 3, resolved.sweep)
-    adv = planning.trial_hours("adv", {"pgd_steps": 2}, training, sizes, 3, resolved.sweep)
-    rs_da = planning.trial_hours("rs_da", {"m": 10, "keep_original": False}, training, sizes, 3, resolved.sweep)
-    train_seconds = 2000 / 250  # examples / the default 250 ex/s
+    base = planning.trial_hours("baseline", {}, training, sizes, 3, resolved.sweep, ASSUMED)
+    adv = planning.trial_hours("adv", {"pgd_steps": 2}, training, sizes, 3, resolved.sweep, ASSUMED)
+    rs_da = planning.trial_hours("rs_da", {"m": 10, "keep_original": False}, training, sizes, 3, resolved.sweep, ASSUMED)
+    train_seconds = 2000 / 250  # examples / the assumed 250 ex/s
     eval_seconds = ((2000 / 32 // 10 + 1) * 100 + 300) / 2000  # ceil(62.5/10)+1 = 8 dev passes + 3 test sets
     assert base == pytest.approx((train_seconds + eval_seconds) / 3600, rel=0.02)
     assert adv > 2.9 * base - eval_seconds / 3600 and rs_da > 9 * base

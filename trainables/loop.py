@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -25,7 +26,7 @@ from trainables.batching import TokenizedSplit, collate, evaluation_batches, len
 from trainables.injection import EmbeddingInjector
 from trainables.methods import Method, StepContext
 from trainables.prepare import PreparedData
-from trainables.spec import TrainingSpec, derive_seed
+from trainables.spec import TrainingSpec, derive_seed, trains_in_bf16
 
 # report(metrics, save_checkpoint): save_checkpoint(dir) writes everything needed to resume.
 Report = Callable[[dict[str, Any], Callable[[Path], None]], None]
@@ -53,9 +54,19 @@ class LoopState:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+@dataclass
+class Throughput:
+    """What this process trained and evaluated, and how long evaluation took: the raw figures behind
+    `estimate: auto` (trial.json timings). Not checkpointed: a resumed trial reports its own part."""
+
+    train_examples: int = 0  # rows through the method's loss (augmented copies counted as rows)
+    dev_eval_seconds: float = 0.0
+    dev_eval_examples: int = 0
+
+
 def use_bf16(precision: str, device: torch.device) -> bool:
     """bf16 autocast on CUDA by default, fp32 on CPU; `bf16` forces it (tests run it on CPU)."""
-    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return trains_in_bf16(precision, device.type)
 
 
 class TrainingRun:
@@ -94,6 +105,7 @@ class TrainingRun:
         )
         self.injector = EmbeddingInjector(model, method.injection) if method.injection else None
         self.state = LoopState()
+        self.throughput = Throughput()
         self.best_weights: dict[str, torch.Tensor] | None = None
 
     # ----------------------------------------------------------------- training
@@ -135,6 +147,7 @@ class TrainingRun:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        self.throughput.train_examples += examples
         return float(total)
 
     def step_context(self, indices: np.ndarray) -> StepContext:
@@ -167,7 +180,10 @@ class TrainingRun:
     # --------------------------------------------------------------- evaluation
     def evaluate_and_report(self, report: Report) -> None:
         s = self.state
-        accuracy = self.accuracy(self.data.dev)
+        started = time.perf_counter()
+        accuracy = self.accuracy(self.data.dev)  # predictions reach the CPU: the device is done
+        self.throughput.dev_eval_seconds += time.perf_counter() - started
+        self.throughput.dev_eval_examples += len(self.data.dev)
         if accuracy > s.best_dev_accuracy:
             s.best_dev_accuracy, s.best_update = accuracy, s.update
             self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}

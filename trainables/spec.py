@@ -27,6 +27,11 @@ _NOT_IDENTITY = ("seed", "stage", "experiment", "experiment_dir", "cache_dir", "
                  "checkpoint_every")
 
 
+def trains_in_bf16(precision: str, device_type: str) -> bool:
+    """Whether a trial autocasts to bf16: on CUDA by default (`auto`), anywhere when forced (`bf16`)."""
+    return precision == "bf16" or (precision == "auto" and device_type == "cuda")
+
+
 @dataclass(frozen=True)
 class TrainingSpec:
     """Defaults: the scripts' optimisation (lr 2e-5, 8 x 4 = 32 per update, max length 128, AdamW eps 1e-8, no

@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 import traceback
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -164,7 +165,10 @@ def run_trial(
     timings["train_seconds"] = time.perf_counter() - started
     run.restore_best()
     identity = trial_identity(spec)
+    started = time.perf_counter()
     rows, predictions = evaluate_tests(run, data, identity)
+    timings.update(asdict(run.throughput), test_eval_seconds=time.perf_counter() - started,
+                   test_eval_examples=sum(row["n"] for row in rows))
     for row in rows:
         row["best_step"] = run.state.best_update
     metrics = results.metrics_table(identity, rows)
