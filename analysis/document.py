@@ -135,7 +135,7 @@ strong { font-weight: 700; }
 u { text-decoration-thickness: 2px; text-underline-offset: 2px; }
 p, li { max-width: 62rem; }
 .figures { display: flex; flex-wrap: wrap; gap: 1.2rem; }
-figure { margin: 0; } figure img { max-width: 100%; height: auto; border: 1px solid #e2e2e2; }
+figure { margin: 0; max-width: calc(50% - 0.6rem); } figure img { max-width: 100%; height: auto; border: 1px solid #e2e2e2; }
 figcaption { font-size: 0.8rem; color: #555; font-family: ui-monospace, "DejaVu Sans Mono", monospace; }
 """
 
