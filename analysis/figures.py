@@ -3,11 +3,12 @@
 Figure 2: per-language gain of a method over the baseline against distance from English, with a
 least-squares line. Figure 3: average accuracy against m. Figures 4-5: heatmaps of a method's
 generalized matrix minus the baseline's. Builders take plain DataFrames and return a Figure;
-`save_figure` writes both formats atomically.
+`save_figure` writes both formats atomically, `png_bytes` gives the PNG for an HTML page.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -30,12 +31,16 @@ def _new_figure(width: float, height: float) -> Figure:
     return figure
 
 
+def freeze_layout(figure: Figure) -> None:
+    """Lay out once and freeze it: constrained layout would otherwise be recomputed for every format."""
+    figure.canvas.draw()
+    figure.set_layout_engine("none")
+
+
 def save_figure(figure: Figure, stem: Path, formats: Sequence[str] = FORMATS) -> list[Path]:
     """Write `stem.png` and `stem.pdf`, each through a temporary file in the same folder and os.replace."""
     stem.parent.mkdir(parents=True, exist_ok=True)
-    # lay out once and freeze it: constrained layout would otherwise be recomputed for every format
-    figure.canvas.draw()
-    figure.set_layout_engine("none")
+    freeze_layout(figure)
     written = []
     for fmt in formats:
         target = stem.with_name(f"{stem.name}.{fmt}")
@@ -49,6 +54,14 @@ def save_figure(figure: Figure, stem: Path, formats: Sequence[str] = FORMATS) ->
             raise
         written.append(target)
     return written
+
+
+def png_bytes(figure: Figure, dpi: int = 120) -> bytes:
+    """The figure as PNG bytes, for a page that holds its figures inline."""
+    freeze_layout(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
 
 
 def gains_against_distance(cells: pd.DataFrame, method: str, distances: dict) -> pd.DataFrame:

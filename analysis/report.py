@@ -2,14 +2,18 @@
 by side, and the figures, from one or more experiment directories.
 
 Library entry point: `render_report(experiment_dirs, fmt=..., ...) -> str`.
-CLI: `python -m sweeper report DIR... [--format csv|latex|markdown] [--out PATH] [--figures DIR]
+CLI: `python -m sweeper report DIR... [--format csv|html|latex|markdown] [--out PATH] [--figures DIR]
 [--baseline NAME] [--alpha 0.05] [--holm] [--gain 0.5] ...` calls `main(argv)`; also `python -m analysis.report`.
 Bad input exits with code 2 and a message naming the file; nothing is written before all input is validated.
+Every format but LaTeX and CSV is laid out from the same blocks (`task_blocks`): Markdown, the Markdown a
+terminal shows (ANSI bold and underline, when standard output is one) and one self-contained HTML page with
+the figures inline.
 """
 
 from __future__ import annotations
 
 import argparse
+import html
 import os
 import sys
 import tempfile
@@ -21,6 +25,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.aggregate import dev_means, m_ablation, seed_averages, seed_scores, summarize, summarize_all, table_material
+from analysis.document import (Block, Grid, Heading, Image, Images, Items, Paragraph, render_html_blocks,
+                               render_markdown_blocks, render_terminal_blocks)
 from analysis.distances import Distances, experiment_distances, order_by_distance
 from analysis.load import (AnalysisInputError, ExperimentInfo, Results, damaged_predictions, load_correctness,
                            load_results, planned_frame)
@@ -37,18 +43,21 @@ from analysis.tables import (
     difference_matrices,
     generalized_matrices,
     latex_document,
-    markdown_grid,
+    legend,
     matrix_text,
     render_csv,
     render_latex,
-    render_markdown,
     render_matrix_latex,
+    text_grid,
 )
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-FORMATS = ("markdown", "latex", "csv")
+FORMATS = ("markdown", "latex", "csv", "html")
+# The Markdown report as a terminal shows it (real bold and underline): printed instead of "markdown" when
+# standard output is a terminal; never asked for by name.
+TERMINAL = "terminal"
 
 
 @dataclass(frozen=True)
@@ -310,15 +319,25 @@ def planned_figures(report: TaskReport) -> list[tuple[str, Callable[[], "Figure"
     return figures
 
 
+def draw_figures(report: TaskReport) -> list[tuple[str, "Figure"]]:
+    """(file stem, figure) for every figure this task's data supports, drawn."""
+    return [(stem, build()) for stem, build in planned_figures(report)]
+
+
 def write_figures(reports: Sequence[TaskReport], out_dir: Path) -> list[Path]:
     """Every planned figure as PNG and PDF under out_dir."""
     from analysis.figures import save_figure
 
-    written = []
-    for report in reports:
-        for stem, build in planned_figures(report):
-            written += save_figure(build(), out_dir / stem)
-    return written
+    return [path for report in reports for stem, build in planned_figures(report)
+            for path in save_figure(build(), out_dir / stem)]
+
+
+def save_figures(drawn: Mapping[str, Sequence[tuple[str, "Figure"]]], out_dir: Path) -> dict[str, list[str]]:
+    """Drawn figures (per task) as PNG and PDF under out_dir; the paths per task, for the report's figure list."""
+    from analysis.figures import save_figure
+
+    return {task: [str(path) for stem, figure in pairs for path in save_figure(figure, out_dir / stem)]
+            for task, pairs in drawn.items()}
 
 
 # ---- rendering -----------------------------------------------------------------------------------
@@ -392,64 +411,120 @@ def seeds_grid(table: TaskTable) -> pd.DataFrame:
     return grid.reindex(index=rows, columns=list(table.columns)).fillna("–")
 
 
-def markdown_task(report: TaskReport, figures: Sequence[str]) -> str:
-    """The Markdown section of one task."""
-    table, opts = report.table, report.table.options
+# Plain text (headings, prose, the diagnostic tables' texts) as each layout takes it: Markdown and the terminal
+# print it as it is (as the Markdown report always has), HTML escapes it. Marks go through MARKUP[fmt].
+PROSE: Mapping[str, Callable[[str], str]] = {"markdown": str, "terminal": str, "html": html.escape}
+
+
+def grid_block(frame: pd.DataFrame, corner: str, kind: str, fmt: str, *, marked: bool = False) -> Grid:
+    """A table of texts for the layout: plain texts escaped; `marked` cells (written through MARKUP[fmt]) kept."""
+    prose = PROSE[fmt]
+    values = frame.to_numpy() if marked else frame.map(lambda v: prose(str(v))).to_numpy()
+    index = [prose(str(i)) for i in frame.index]
+    return Grid(pd.DataFrame(values, index=index, columns=[prose(str(c)) for c in frame.columns]), prose(corner), kind)
+
+
+def marked_table(table: TaskTable, fmt: str, kind: str) -> list[Block]:
+    """A main table (bold best, underlined significant gains, (n/N)) and its legend."""
+    grid = text_grid(table, fmt)  # row labels already escaped by MARKUP[fmt]
+    frame = pd.DataFrame(grid.to_numpy(), index=grid.index, columns=[PROSE[fmt](str(c)) for c in grid.columns])
+    return [Grid(frame, "Method", kind), Paragraph(legend(table, fmt))]
+
+
+def task_blocks(report: TaskReport, fmt: str, figures: Sequence[str] = (), images: Sequence[Image] = ()) -> list[Block]:
+    """One task's section: `figures` the paths of figure files written, `images` the figures themselves."""
+    table, opts, prose = report.table, report.table.options, PROSE[fmt]
     names = ", ".join(info.name for info in report.experiments)
-    parts = [f"## {table.task} (experiments: {names})", render_markdown(table)]
+    parts: list[Block] = [Heading(2, prose(f"{table.task} (experiments: {names})")), *marked_table(table, fmt, "results")]
     selection = report.selection.set_index("row")[["stage", "dev_mean", "dev_n", "candidates"]]
     selection["dev_mean"] = selection["dev_mean"].map(lambda v: f"{v:.2f}")
     selection.columns = ["stage", "dev accuracy", "seeds", "candidates (dev accuracy)"]
     if report.selection_rule == "per_run":
-        parts += ["### Configuration chosen by each run's own English dev accuracy (per-run selection)",
-                  "Each seed's run picks its epsilon (or m) by its own English dev accuracy; ties go to the smaller "
-                  "config_id, and a seed chooses among the configurations finished on it.",
-                  markdown_grid(per_run_grid(report), "Method")]
+        parts += [Heading(3, prose("Configuration chosen by each run's own English dev accuracy (per-run selection)")),
+                  Paragraph(prose("Each seed's run picks its epsilon (or m) by its own English dev accuracy; ties go to "
+                                  "the smaller config_id, and a seed chooses among the configurations finished on it.")),
+                  grid_block(per_run_grid(report), "Method", "per-run", fmt)]
     else:
-        parts += ["### Configuration chosen by mean English dev accuracy (%)", markdown_grid(selection, "Method")]
-    parts += [f"### Paired tests against {display(table.baseline, table)} (points; p one-sided)", markdown_grid(tests_grid(table), "Cell"),
-              "Primary test: bootstrapped paired t-test on per-seed accuracies (seeds paired by id). Diagnostics: "
-              "scipy ttest_rel (greater), exact sign-flip permutation, example-level paired bootstrap on per-example "
-              "correctness averaged over seeds (supplement, not used for marks)."]
+        parts += [Heading(3, prose("Configuration chosen by mean English dev accuracy (%)")),
+                  grid_block(selection, "Method", "selection", fmt)]
+    parts += [Heading(3, prose(f"Paired tests against {display(table.baseline, table)} (points; p one-sided)")),
+              grid_block(tests_grid(table), "Cell", "tests", fmt),
+              Paragraph(prose("Primary test: bootstrapped paired t-test on per-seed accuracies (seeds paired by id). "
+                              "Diagnostics: scipy ttest_rel (greater), exact sign-flip permutation, example-level "
+                              "paired bootstrap on per-example correctness averaged over seeds (supplement, not used "
+                              "for marks)."))]
     kept = kept_rows_grid(report.experiments)
     if kept is not None:
-        parts += ["### Rows with an empty or placeholder sentence (kept and scored, as the paper's scripts keep them)",
-                  markdown_grid(kept, "Experiment / set")]
+        parts += [Heading(3, prose("Rows with an empty or placeholder sentence (kept and scored, as the paper's scripts "
+                                   "keep them)")),
+                  grid_block(kept, "Experiment / set", "kept-rows", fmt)]
     if report.sensitivity is not None:
         other = report.sensitivity
         title = "per-run selection" if report.selection_rule == "paper" else "selection by the mean over seeds"
-        parts += [f"### Selection sensitivity: the same results under {title}",
-                  "Section 4.1 can be read as choosing epsilon (or m) once per method, by the mean English dev "
-                  "accuracy over seeds (the table above), or inside each run by its own dev accuracy; every "
-                  "configuration ran on every seed here, so both can be shown.", render_markdown(other),
-                  sensitivity_summary(table, other)]
-    parts += [f"### Seeds needed to detect +{opts.gain:g} points (one-sided paired t-test, alpha {opts.alpha:g}, power {opts.power:g})",
-              markdown_grid(seeds_grid(table), "Method")]
+        parts += [Heading(3, prose(f"Selection sensitivity: the same results under {title}")),
+                  Paragraph(prose("Section 4.1 can be read as choosing epsilon (or m) once per method, by the mean "
+                                  "English dev accuracy over seeds (the table above), or inside each run by its own dev "
+                                  "accuracy; every configuration ran on every seed here, so both can be shown.")),
+                  *marked_table(other, fmt, "sensitivity"), Paragraph(prose(sensitivity_summary(table, other)))]
+    parts += [Heading(3, prose(f"Seeds needed to detect +{opts.gain:g} points (one-sided paired t-test, alpha "
+                               f"{opts.alpha:g}, power {opts.power:g})")),
+              grid_block(seeds_grid(table), "Method", "seeds-needed", fmt)]
     for method, matrix in report.generalized.items():
-        parts += [f"### Generalized setting: {display(method, table)} (rows: sentence-1 language, columns: sentence-2 language)",
-                  markdown_grid(matrix_text(matrix, opts.decimals), "lang1 \\ lang2")]
+        parts += [Heading(3, prose(f"Generalized setting: {display(method, table)} (rows: sentence-1 language, "
+                                   "columns: sentence-2 language)")),
+                  grid_block(matrix_text(matrix, opts.decimals), "lang1 \\ lang2", "generalized", fmt)]
     for method, matrix in report.differences.items():
-        parts += [f"### Generalized setting: {display(method, table)} - {display(table.baseline, table)}",
-                  markdown_grid(matrix_text(matrix, opts.decimals, signed=True), "lang1 \\ lang2")]
-    parts.append("### Against the paper (ours / paper (difference), points; underlined: significant improvement)")
+        parts += [Heading(3, prose(f"Generalized setting: {display(method, table)} - {display(table.baseline, table)}")),
+                  grid_block(matrix_text(matrix, opts.decimals, signed=True), "lang1 \\ lang2", "difference", fmt)]
+    parts.append(Heading(3, prose("Against the paper (ours / paper (difference), points; underlined: significant "
+                                  "improvement)")))
     if len(report.comparison.frame):
-        parts.append(markdown_grid(comparison_grid(report.comparison, opts.decimals, MARKUP["markdown"].underline), "Method"))
+        comparison = comparison_grid(report.comparison, opts.decimals, MARKUP[fmt].underline)  # numbers and marks
         frame = report.comparison.frame
         known = frame["ours_low"].notna()
-        parts += [f"Our 95% interval over seeds (t, n - 1 degrees of freedom) and whether the paper's number lies in it: "
-                  f"{int(frame.loc[known, 'inside'].sum())} of {int(known.sum())} inside.",
-                  markdown_grid(interval_grid(report.comparison, opts.decimals), "Method")]
+        parts += [grid_block(comparison, "Method", "paper", fmt, marked=True),
+                  Paragraph(prose(f"Our 95% interval over seeds (t, n - 1 degrees of freedom) and whether the paper's "
+                                  f"number lies in it: {int(frame.loc[known, 'inside'].sum())} of {int(known.sum())} "
+                                  "inside.")),
+                  grid_block(interval_grid(report.comparison, opts.decimals), "Method", "paper-interval", fmt)]
     if report.comparison.note:
-        parts.append(report.comparison.note)
-    if figures:
-        parts += ["### Figures", "\n".join(f"- {f}" for f in figures)]
+        parts.append(Paragraph(prose(report.comparison.note)))
+    if figures or images:
+        parts.append(Heading(3, "Figures"))
+        if images:
+            parts.append(Images(tuple(images)))
+        if figures:
+            parts.append(Items(tuple(map(prose, figures))))
     if report.notes:
-        parts += ["### Notes", "\n".join(f"- {n}" for n in report.notes)]
-    return "\n\n".join(parts)
+        parts += [Heading(3, "Notes"), Items(tuple(map(prose, report.notes)))]
+    return parts
+
+
+def report_blocks(reports: Sequence[TaskReport], fmt: str, figures: Mapping[str, Sequence[str]],
+                  images: Mapping[str, Sequence[Image]] | None = None) -> list[Block]:
+    images = images or {}
+    return [Heading(1, "Results"), *(block for r in reports for block in
+                                     task_blocks(r, fmt, figures.get(r.table.task, ()), images.get(r.table.task, ())))]
 
 
 def render_markdown_report(reports: Sequence[TaskReport], figures: Mapping[str, Sequence[str]]) -> str:
-    return "# Results\n\n" + "\n\n".join(markdown_task(r, figures.get(r.table.task, ())) for r in reports) + "\n"
+    return render_markdown_blocks(report_blocks(reports, "markdown", figures))
+
+
+def render_terminal_report(reports: Sequence[TaskReport], figures: Mapping[str, Sequence[str]]) -> str:
+    """The Markdown report for a terminal: real bold and underline, aligned columns."""
+    return render_terminal_blocks(report_blocks(reports, "terminal", figures))
+
+
+def render_html_report(reports: Sequence[TaskReport], figures: Mapping[str, Sequence[str]],
+                       drawn: Mapping[str, Sequence[tuple[str, "Figure"]]] | None = None) -> str:
+    """One self-contained page: every table of the Markdown report and every figure inline (PNG)."""
+    from analysis.figures import png_bytes
+
+    drawn = drawn if drawn is not None else {r.table.task: draw_figures(r) for r in reports}
+    images = {task: [Image(stem, png_bytes(figure)) for stem, figure in pairs] for task, pairs in drawn.items()}
+    title = "Results: " + "; ".join(f"{r.table.task} ({', '.join(i.name for i in r.experiments)})" for r in reports)
+    return render_html_blocks(report_blocks(reports, "html", figures, images), title)
 
 
 def render_latex_report(reports: Sequence[TaskReport], standalone: bool) -> str:
@@ -467,12 +542,15 @@ def render_latex_report(reports: Sequence[TaskReport], standalone: bool) -> str:
     return latex_document(body) if standalone else "% requires \\usepackage{booktabs}\n" + body + "\n"
 
 
-def render(reports: Sequence[TaskReport], fmt: str, *, figures: Mapping[str, Sequence[str]] | None = None, standalone: bool = False) -> str:
-    """The whole report in one of FORMATS."""
+def render(reports: Sequence[TaskReport], fmt: str, *, figures: Mapping[str, Sequence[str]] | None = None,
+           standalone: bool = False, drawn: Mapping[str, Sequence[tuple[str, "Figure"]]] | None = None) -> str:
+    """The whole report in one of FORMATS (or TERMINAL); html draws the figures unless `drawn` holds them."""
     renderers: Mapping[str, Callable[[], str]] = {
         "markdown": lambda: render_markdown_report(reports, figures or {}),
+        TERMINAL: lambda: render_terminal_report(reports, figures or {}),
         "latex": lambda: render_latex_report(reports, standalone),
         "csv": lambda: render_csv([r.table for r in reports]),
+        "html": lambda: render_html_report(reports, figures or {}, drawn),
     }
     if fmt not in renderers:
         raise ValueError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
@@ -497,8 +575,16 @@ def render_report(
     """
     report_options = ReportOptions(baseline=baseline, alpha=alpha, holm=holm, **options)
     reports = build_reports(load_results(experiment_dirs), report_options)
-    written = figures_by_task(reports, Path(figures_dir)) if figures_dir is not None else {}
-    return render(reports, fmt, figures=written, standalone=standalone)
+    drawn = {r.table.task: draw_figures(r) for r in reports} if figures_dir is not None or fmt == "html" else None
+    written = save_figures(drawn, Path(figures_dir)) if figures_dir is not None else {}
+    return render(reports, fmt, figures=written, standalone=standalone, drawn=drawn)
+
+
+def printed_format(stream) -> str:
+    """TERMINAL where `stream` is a terminal (and NO_COLOR is unset or empty), else "markdown": piped or
+    redirected output stays plain Markdown."""
+    isatty = getattr(stream, "isatty", None)
+    return TERMINAL if callable(isatty) and isatty() and not os.environ.get("NO_COLOR") else "markdown"
 
 
 def configuration_summary(results: Results) -> pd.DataFrame:
@@ -516,7 +602,9 @@ def build_parser() -> argparse.ArgumentParser:
         "the paper side by side and the figures, from experiment directories.",
     )
     parser.add_argument("dirs", nargs="+", metavar="DIR", help="experiment directories (or a storage folder of them)")
-    parser.add_argument("--format", choices=FORMATS, default="markdown", help="output format (default: markdown)")
+    parser.add_argument("--format", choices=FORMATS, default="markdown",
+                        help="output format (default: markdown; printed to a terminal with real bold and underline); "
+                             "html: one self-contained page with every table and the figures inline")
     parser.add_argument("--out", type=Path, help="write the report here (atomically) instead of printing it")
     parser.add_argument("--figures", type=Path, metavar="DIR", help="write the figures (PNG and PDF) into DIR")
     parser.add_argument("--baseline", help="baseline method (default: experiment.json's)")
@@ -583,17 +671,16 @@ def options_from(args: argparse.Namespace) -> ReportOptions:
                          methods=tuple(args.methods) if args.methods else None, selection=args.selection)
 
 
-def figures_by_task(reports: Sequence[TaskReport], out_dir: Path) -> dict[str, list[str]]:
-    """Write every task's figures; the paths per task, for the report's figure list."""
-    return {report.table.task: [str(p) for p in write_figures([report], out_dir)] for report in reports}
-
-
 def write_outputs(args: argparse.Namespace, results: Results, reports: Sequence[TaskReport]) -> None:
-    """Summary CSV, figures, then the report itself (to --out atomically, or to stdout)."""
+    """Summary CSV, figures, then the report itself (to --out atomically, or to stdout: Markdown printed to a
+    terminal shows its marks as real bold and underline)."""
     if args.summary is not None:
         write_atomically(args.summary, configuration_summary(results).to_csv(index=False, float_format="%.6g"))
-    figures = figures_by_task(reports, args.figures) if args.figures is not None else {}
-    text = render(reports, args.format, figures=figures, standalone=args.standalone)
+    needed = args.figures is not None or args.format == "html"
+    drawn = {report.table.task: draw_figures(report) for report in reports} if needed else None
+    figures = save_figures(drawn, args.figures) if args.figures is not None else {}
+    fmt = printed_format(sys.stdout) if args.out is None and args.format == "markdown" else args.format
+    text = render(reports, fmt, figures=figures, standalone=args.standalone, drawn=drawn)
     if args.out is None:
         sys.stdout.write(text)
     else:

@@ -3,12 +3,13 @@
 `build_task_table` computes every cell as data (mean, std, n, N, paired tests, marks); the
 `render_*` functions only lay it out: CSV (explicit columns so the marks can be checked), LaTeX
 (booktabs, \\textbf for the best per column, \\underline for significant improvements) and Markdown
-(**bold**, <u>underline</u>). Rows are methods, baseline first; columns the task's languages in the
-paper's order plus avg.
+(**bold**, <u>underline</u>); `MARKUP` also writes the marks for a terminal (ANSI) and for HTML. Rows
+are methods, baseline first; columns the task's languages in the paper's order plus avg.
 """
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Sequence
@@ -275,6 +276,9 @@ def markdown_escape(text: str) -> str:
 
 MARKUP: Mapping[str, Markup] = {
     "markdown": Markup(lambda s: f"**{s}**", lambda s: f"<u>{s}</u>", markdown_escape, "<=", "–"),
+    # the Markdown layout printed to a terminal: ANSI SGR bold (1/22) and underline (4/24) instead of ** and <u>
+    "terminal": Markup(lambda s: f"\x1b[1m{s}\x1b[22m", lambda s: f"\x1b[4m{s}\x1b[24m", markdown_escape, "<=", "–"),
+    "html": Markup(lambda s: f"<strong>{s}</strong>", lambda s: f"<u>{s}</u>", html.escape, "≤", "–"),
     "latex": Markup(lambda s: rf"\textbf{{{s}}}", lambda s: rf"\underline{{{s}}}", latex_escape, r"$\le$", "--"),
     "plain": Markup(lambda s: s, lambda s: s, lambda s: s, "<=", "-"),
 }

@@ -1,9 +1,10 @@
 """`python -m sweeper demo`: the whole pipeline offline, in minutes, on a laptop-sized CPU.
 
 Builds the synthetic world if missing, runs a real sweep of all five methods with several seeds
-on an embedded local Ray of its own, and prints the significance-marked table of the analysis
-package. Running it again reuses finished cells (it resumes); `--fresh` starts over, deleting only
-a folder that provably holds this demo's experiment and nothing else.
+on an embedded local Ray of its own, and prints the significance-marked report of the analysis
+package (real bold and underline on a terminal, plain Markdown when piped). Running it again reuses
+finished cells (it resumes); `--fresh` starts over, deleting only a folder that provably holds this
+demo's experiment and nothing else.
 """
 
 from __future__ import annotations
@@ -36,17 +37,23 @@ def run_demo(config_path: Path, output: Path, *, num_cpus: int | None = None, fr
         print(f"{output} exists: resuming (finished cells are kept; --fresh starts over)")
     code = run_sweep(sweep, RunOptions(str(output), resume=resume, num_cpus=num_cpus, config_path=config_path,
                                        output_given=True))
-    from analysis.load import AnalysisInputError
-    from analysis.report import render_report
-
     print()
-    try:
-        print(render_report([str(output)], fmt="markdown"))
-    except AnalysisInputError as error:  # no cell finished: say so instead of a table
-        print(f"no table: {error}")
+    print_report(output, sys.stdout)
     print(f"\ndemo finished in {time.perf_counter() - started:.0f}s; results in {output}; "
           f"`python -m sweeper report {output} --figures {output}/figures` draws the figures", file=sys.stdout)
     return code
+
+
+def print_report(output: Path, stream) -> None:
+    """The experiment's report on `stream`: Markdown, with real bold and underline where `stream` is a terminal."""
+    from analysis.load import AnalysisInputError
+    from analysis.report import printed_format, render_report
+
+    try:
+        stream.write(render_report([str(output)], fmt=printed_format(stream)) + "\n")
+    except AnalysisInputError as error:  # no cell finished: say so instead of a table
+        stream.write(f"no table: {error}\n")
+    stream.flush()
 
 
 def remove_demo_experiment(output: Path, sweep: Sweep) -> None:

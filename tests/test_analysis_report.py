@@ -91,7 +91,7 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
     assert "no table results for the baseline method 'rs_da'" in capsys.readouterr().err
     assert main([str(root), "--alpha", "1.5"]) == 2
     assert "--alpha must lie in (0, 1)" in capsys.readouterr().err
-    assert main([str(root), "--format", "html"]) == 2
+    assert main([str(root), "--format", "pdf"]) == 2
     assert main([str(root), "--out", str(tmp_path / "no" / "such" / "folder.md")]) == 2
     assert not out.exists() and not figures.exists()
     assert list(tmp_path.glob(".report.md*")) == []
