@@ -38,6 +38,7 @@ import pyarrow.fs as pafs
 
 from analysis.names import METHOD_DISPLAY
 from trainables.results import METRICS_SCHEMA  # the writer's schema: one definition for both sides
+from trainables.results import READ_WORKERS, DamagedFile, parallel_map, parquet_footer
 
 REQUIRED_NON_NULL = ("experiment", "task", "method", "config_id", "seed", "stage", "split", "lang1", "lang2", "accuracy", "n")
 ALLOWED_VALUES: Mapping[str, tuple[str, ...]] = MappingProxyType(
@@ -256,46 +257,63 @@ def expand_experiment_dirs(dirs: Iterable[str | Path]) -> list[Location]:
 
 
 METRICS_FILE = re.compile(r"/results/[^/]+/seed-[^/]+/metrics\.parquet$")
+PREDICTIONS_FILE = re.compile(r"/results/[^/]+/seed-[^/]+/predictions\.parquet$")
 
 
-def metrics_files(experiment_dir: Location) -> list[str]:
-    """The done cells of an experiment: results/<config_id>/seed-<seed>/metrics.parquet."""
+def metrics_files(experiment_dir: Location) -> list[pafs.FileInfo]:
+    """The done cells of an experiment: results/<config_id>/seed-<seed>/metrics.parquet, as one listing found them
+    (with their sizes, which spare a request per file on an object store)."""
+    return _cell_files(experiment_dir, METRICS_FILE)
+
+
+def _cell_files(experiment_dir: Location, pattern: re.Pattern[str]) -> list[pafs.FileInfo]:
     results = experiment_dir / "results"
     return sorted(
-        info.path for info in results.listing(recursive=True)
-        if info.type == pafs.FileType.File and METRICS_FILE.search(info.path[len(experiment_dir.path):])
+        (info for info in results.listing(recursive=True)
+         if info.type == pafs.FileType.File and pattern.search(info.path[len(experiment_dir.path):])),
+        key=lambda info: info.path,
     )
 
 
-def readable_files(files: Sequence[str], filesystem: pafs.FileSystem) -> tuple[list[str], list[str]]:
-    """(files whose Parquet footer reads and holds rows, one "path: why" per damaged file)."""
-    from trainables.results import parquet_problem
+def readable_files(files: Sequence[pafs.FileInfo], filesystem: pafs.FileSystem
+                   ) -> tuple[list[ds.ParquetFileFragment], list[str]]:
+    """(the files whose Parquet footer reads and holds rows, footer read, one "path: why" per damaged file).
 
-    good, damaged = [], []
-    for path in files:
-        problem = parquet_problem(path, filesystem, path)
-        (damaged.append(f"{path}: {problem}") if problem else good.append(path))
-    return good, damaged
+    The footers are read in parallel: one round trip each on an object store."""
+    def footer(info: pafs.FileInfo) -> ds.ParquetFileFragment | str:
+        try:
+            return parquet_footer(info.path, filesystem, info.path, info.size)
+        except DamagedFile as damaged:
+            return str(damaged)
+
+    read = parallel_map(footer, files)
+    return [r for r in read if not isinstance(r, str)], [r for r in read if isinstance(r, str)]
 
 
-def _check_columns(files: Sequence[str], filesystem: pafs.FileSystem) -> None:
-    dataset = ds.dataset(list(files), format="parquet", filesystem=filesystem)
-    for fragment in dataset.get_fragments():
+def _check_columns(fragments: Sequence[ds.ParquetFileFragment]) -> None:
+    for fragment in fragments:
         present = set(fragment.physical_schema.names)
         missing = [name for name in METRICS_SCHEMA.names if name not in present]
         if missing:
             raise AnalysisInputError(f"{fragment.path}: missing column(s) {', '.join(missing)}")
 
 
-def read_metrics_files(files: Sequence[str], filesystem: pafs.FileSystem | None = None) -> pd.DataFrame:
-    """All rows of the given metrics.parquet files, cast to the schema, with a `source` column."""
-    filesystem = filesystem or pafs.LocalFileSystem()
-    _check_columns(files, filesystem)
-    dataset = ds.dataset(list(files), format="parquet", schema=METRICS_SCHEMA, filesystem=filesystem)
+def _dataset(fragments: Sequence[ds.ParquetFileFragment], filesystem: pafs.FileSystem,
+             schema: pa.Schema | None = None) -> ds.FileSystemDataset:
+    """The fragments as one dataset, footers already read: a scan asks the store for their data only."""
+    return ds.FileSystemDataset(list(fragments), schema or fragments[0].physical_schema, ds.ParquetFileFormat(),
+                                filesystem)
+
+
+def read_metrics_files(fragments: Sequence[ds.ParquetFileFragment], filesystem: pafs.FileSystem) -> pd.DataFrame:
+    """All rows of the given metrics.parquet files (`readable_files`), cast to the schema, with a `source` column."""
+    _check_columns(fragments)
+    dataset = _dataset(fragments, filesystem, METRICS_SCHEMA)
     try:
-        table = dataset.to_table(columns=[*METRICS_SCHEMA.names, "__filename"])
+        table = dataset.to_table(columns=[*METRICS_SCHEMA.names, "__filename"],
+                                 fragment_readahead=READ_WORKERS)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as error:
-        folder = files[0].rsplit("/", 3)[0]
+        folder = fragments[0].path.rsplit("/", 3)[0]
         raise AnalysisInputError(f"metrics files under {folder}: column type mismatch ({error})") from None
     frame = table.to_pandas()
     frame = frame.rename(columns={"__filename": "source"})
@@ -433,18 +451,18 @@ def planned_frame(experiments: Iterable[ExperimentInfo]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["experiment", "config_id", "stage", "N"]).astype({"N": "int64"})
 
 
-def _predictions(info: ExperimentInfo, groups: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """(readable, "path: why" damaged) predictions.parquet of the given (config_id, seed) rows that exist."""
-    locations = (
-        info.path / "results" / str(config_id) / f"seed-{int(seed)}" / "predictions.parquet"
-        for config_id, seed in groups[["config_id", "seed"]].itertuples(index=False)
-    )
-    return readable_files([location.path for location in locations if location.is_file()], info.path.filesystem)
+def _predictions(info: ExperimentInfo, groups: pd.DataFrame) -> tuple[list[ds.ParquetFileFragment], list[str]]:
+    """(readable, "path: why" damaged) predictions.parquet of the given (config_id, seed) rows that exist: one
+    listing says which exist, their footers are read in parallel."""
+    wanted = {(str(config_id), f"seed-{int(seed)}") for config_id, seed in groups[["config_id", "seed"]].itertuples(index=False)}
+    listed = [found for found in _cell_files(info.path, PREDICTIONS_FILE)
+              if tuple(found.path.rsplit("/", 3)[-3:-1]) in wanted]
+    return readable_files(listed, info.path.filesystem)
 
 
 def prediction_files(info: ExperimentInfo, groups: pd.DataFrame) -> list[str]:
     """predictions.parquet of the given (config_id, seed) rows that exist and read (see `damaged_predictions`)."""
-    return _predictions(info, groups)[0]
+    return [fragment.path for fragment in _predictions(info, groups)[0]]
 
 
 def damaged_predictions(info: ExperimentInfo, groups: pd.DataFrame) -> list[str]:
@@ -458,12 +476,13 @@ def load_correctness(info: ExperimentInfo, groups: pd.DataFrame, *, stage: str) 
     Columns: config_id, seed, language, example, correct. Only rows with lang1 == lang2 and split
     test of the given stage are read (pushed down into the Parquet scan).
     """
-    files = prediction_files(info, groups)
-    if not files:
+    fragments = _predictions(info, groups)[0]
+    if not fragments:
         return pd.DataFrame(columns=["config_id", "seed", "language", "example", "correct"])
-    dataset = ds.dataset(files, format="parquet", filesystem=info.path.filesystem)
+    dataset = _dataset(fragments, info.path.filesystem)
     condition = (ds.field("split") == "test") & (ds.field("lang1") == ds.field("lang2")) & (ds.field("stage") == stage)
-    table = dataset.to_table(columns=["config_id", "seed", "lang1", "example", "label", "prediction"], filter=condition)
+    table = dataset.to_table(columns=["config_id", "seed", "lang1", "example", "label", "prediction"], filter=condition,
+                             fragment_readahead=READ_WORKERS)
     correct = pc.equal(table["label"], table["prediction"]).cast(pa.int8())
     return pa.table(
         {"config_id": table["config_id"], "seed": table["seed"], "language": table["lang1"],

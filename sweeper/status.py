@@ -7,38 +7,51 @@ stopped was killed with its driver or node: it is shown as failed (interrupted).
 ended early on purpose is stopped (the driver leaves a stopped.json): it has no results, and no rerun.
 A cell whose files a crash, a full disk or a partial copy left unreadable is damaged (the file is
 named; `run --resume` trains it again), and the listing goes on with the other cells.
+
+On S3 every request waits tens of milliseconds, and the full protocol has thousands of cells: one recursive
+listing of results/ says which files each cell has, and only the reads that remain (a done cell's metrics
+footer, another's stopped.json or status.json) are made, on a bounded thread pool.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 import pandas as pd
 
 from trainables import results
 
 STATES = ("done", "stopped", "running", "failed", "damaged", "missing")
+DONE_WITHOUT_RESULTS = "status 'done' without results"  # or the cell finished after the listing: listed again
 
 
 def cell_state(directory: str, stale_after: float, now: float) -> tuple[str, str]:
-    """(state, detail) of one cell folder."""
+    """(state, detail) of one cell folder (listed now; `status_table` lists the whole experiment once)."""
+    return listed_cell_state(results.CellFiles.listed(directory), stale_after, now)
+
+
+def listed_cell_state(cell: results.CellFiles, stale_after: float, now: float) -> tuple[str, str]:
+    """(state, detail) of a cell from what a listing found in it and the reads that remain."""
     try:
-        return _cell_state(directory, stale_after, now)
+        state = _cell_state(cell, stale_after, now)
+        if state[1] == DONE_WITHOUT_RESULTS and results.METRICS not in cell.found:  # it finished after the listing
+            state = _cell_state(results.CellFiles.listed(cell.directory), stale_after, now)
+        return state
     except results.DamagedFile as damaged:
         return "damaged", str(damaged)
 
 
-def _cell_state(directory: str, stale_after: float, now: float) -> tuple[str, str]:
-    state, detail = results.metrics_state(directory)
+def _cell_state(cell: results.CellFiles, stale_after: float, now: float) -> tuple[str, str]:
+    state, detail = cell.metrics_state()
     if state != "missing":
         return state, detail
-    stopped = results.read_stopped(directory)
+    stopped = cell.read_json(results.STOPPED)
     if stopped is not None:
         best = stopped.get("best_dev_accuracy")
         return "stopped", f"early by {stopped.get('by')} after evaluation {stopped.get('evaluation')}" + \
             (f" (best dev {best:.3f})" if isinstance(best, (int, float)) else "")
-    status = results.read_status(directory)
+    status = cell.read_status()
     if status is None:
         return "missing", ""
     if status["state"] == "failed":
@@ -68,51 +81,55 @@ def read_plan(experiment_dir: str) -> tuple[dict[str, Any], str | None]:
     return {**plan, "cells": cells, "optuna": plan.get("optuna", [])}, None
 
 
-def known_cells(experiment_dir: str) -> pd.DataFrame:
+def known_cells(experiment_dir: str, listed: Mapping[tuple[str, int], results.CellFiles] | None = None) -> pd.DataFrame:
     """The plan's cells plus any cell folder found on storage (Optuna samples its configurations).
 
-    `attrs["warnings"]` says when plan.json could not be read (the cells then come from storage only).
+    `listed` is `results.listed_cells`' (listed now when not given). `attrs["warnings"]` says when plan.json could
+    not be read (the cells then come from storage only).
     """
     plan, problem = read_plan(experiment_dir)
     rows = [dict(c) for c in plan["cells"]]
     seen = {(r["config_id"], r["seed"]) for r in rows}
-    for found in cells_on_storage(experiment_dir):
-        if (found["config_id"], found["seed"]) not in seen:
-            rows.append(found)
+    rows += cells_on_storage(experiment_dir, listed, skip=seen)
     frame = pd.DataFrame(rows, columns=PLAN_COLUMNS)
     frame.attrs["warnings"] = [f"{problem}: planned cells unknown, showing the cells found under results/"] \
         if problem else []
     return frame
 
 
-def cells_on_storage(experiment_dir: str) -> list[dict[str, Any]]:
-    """Every cell folder with a status.json or metrics.parquet: method, config_id, config_label, seed and the
-    stage it trained in (from status.json; '?' where that is missing or damaged)."""
-    fs, root = results.filesystem(results.join(experiment_dir, "results"))
-    selector = results.pafs.FileSelector(root, recursive=True, allow_not_found=True)
-    found: dict[tuple[str, int], dict[str, Any]] = {}
-    for info in fs.get_file_info(selector):
-        if not (info.base_name in (results.STATUS, results.METRICS) and info.path[len(root):].count("/") == 3):
-            continue
-        try:
-            config_id, seed = results.cell_key(info.path)
-        except ValueError:  # a folder not named seed-<n>: not ours
-            continue
-        try:
-            status = results.read_status(results.cell_dir(experiment_dir, config_id, seed)) or {}
-        except results.DamagedFile:
-            status = {}
-        found[(config_id, seed)] = {"method": config_id.rsplit("-", 1)[0], "config_id": config_id,
-                                    "config_label": status.get("config_label", config_id),
-                                    "seed": seed, "stage": status.get("stage", "?")}
-    return list(found.values())
+def cells_on_storage(experiment_dir: str, listed: Mapping[tuple[str, int], results.CellFiles] | None = None,
+                     skip: Collection[tuple[str, int]] = ()) -> list[dict[str, Any]]:
+    """Every cell folder with a status.json or metrics.parquet (but those in `skip`): method, config_id,
+    config_label, seed and the stage it trained in (from status.json; '?' where that is missing or damaged)."""
+    listed = results.listed_cells(experiment_dir)[1] if listed is None else listed
+    keys = [key for key, cell in sorted(listed.items()) if key not in skip
+            and (results.STATUS in cell.found or results.METRICS in cell.found)]
+    found = []
+    for (config_id, seed), status in zip(keys, results.parallel_map(_status_or_nothing, [listed[k] for k in keys])):
+        found.append({"method": config_id.rsplit("-", 1)[0], "config_id": config_id,
+                      "config_label": status.get("config_label", config_id), "seed": seed,
+                      "stage": status.get("stage", "?")})
+    return found
+
+
+def _status_or_nothing(cell: results.CellFiles) -> dict[str, Any]:
+    try:
+        return cell.read_status() or {}
+    except results.DamagedFile:
+        return {}
 
 
 def status_table(experiment_dir: str, stale_after: float = 120.0, now: float | None = None) -> pd.DataFrame:
-    cells = known_cells(experiment_dir)
+    """Every known cell's state: one listing of results/, then the reads that remain, in parallel."""
+    fs, listed = results.listed_cells(experiment_dir)
+    cells = known_cells(experiment_dir, listed)
     now = time.time() if now is None else now
-    states = [cell_state(results.cell_dir(experiment_dir, c, s), stale_after, now)
-              for c, s in zip(cells.config_id, cells.seed)]
+
+    def state(key: tuple[str, int]) -> tuple[str, str]:
+        cell = listed.get(key) or results.CellFiles(results.cell_dir(experiment_dir, *key), fs, {})
+        return listed_cell_state(cell, stale_after, now)
+
+    states = results.parallel_map(state, zip(cells.config_id, cells.seed))
     cells["state"] = [state for state, _ in states]
     cells["detail"] = [detail for _, detail in states]
     return cells

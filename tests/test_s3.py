@@ -27,6 +27,7 @@ import pytest
 
 from trainables import results
 
+from storage_helpers import count_calls, experiment_of
 from sweep_helpers import (all_metrics, descendants, free_port, run_driver, start_driver, stop_tree, wait_for,
                            write_config)
 
@@ -153,6 +154,33 @@ def test_status_read_while_the_trial_rewrites_it_is_never_taken_for_damaged(s3_s
         writer.join(timeout=30)
     assert rewrites[0] > 100 and reads > 100
     assert damaged == [], f"{len(damaged)} of {reads} reads damaged ({torn_raw} single reads torn): {damaged[:2]}"
+
+
+def test_status_on_s3_is_what_it_is_on_disk_from_one_listing_and_no_existence_checks(s3_server, tmp_path,
+                                                                                    monkeypatch):
+    """A cell of every state, copied to the bucket: the same table as on disk (damaged files named by their s3://
+    URI, query and all), from one listing of results/ and one read per cell that needs one, made in parallel."""
+    from sweeper.status import status_table
+
+    local = experiment_of(tmp_path / "exp", 4)
+    pafs.copy_files(str(local), "robust/scale/exp", source_filesystem=pafs.LocalFileSystem(),
+                    destination_filesystem=filesystem(s3_server))
+    uri = f"s3://robust/scale/exp?endpoint_override={s3_server}&scheme=http"
+    now = time.time()
+    on_disk = status_table(str(local), 60, now)
+    counted = count_calls(monkeypatch)
+    on_s3 = status_table(uri, 60, now)
+    assert on_s3.state.tolist() == on_disk.state.tolist()
+    query = f"?endpoint_override={s3_server}&scheme=http"
+    for s3_detail, disk_detail in zip(on_s3.detail, on_disk.detail):
+        if s3_detail.startswith("s3://"):  # damaged: the file by its URI, then pyarrow's own words (paths differ)
+            assert s3_detail.replace("s3://robust/scale/exp", str(local)).replace(query, "").split(" (")[0] == \
+                disk_detail.split(" (")[0]
+        else:
+            assert s3_detail == disk_detail
+    assert "metrics.parquet" + query + ": not a readable Parquet file" in " ".join(on_s3.detail)
+    assert counted.calls["list"] == 1 and "get_file_info" not in counted.calls, counted.calls
+    assert counted.calls["open"] <= 2 * 4 + 2 * 6 + 1, counted.calls
 
 
 def test_driver_killed_then_resume_on_s3_with_aws_endpoint_url(s3_server, tiny_world, reference_experiment, tmp_path,

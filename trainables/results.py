@@ -15,15 +15,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 METRICS = "metrics.parquet"
 PREDICTIONS = "predictions.parquet"
@@ -31,6 +37,8 @@ TRIAL_INFO = "trial.json"
 STATUS = "status.json"  # running (with a heartbeat), failed (with the error) or done; see sweeper status
 STOPPED = "stopped.json"  # written by the driver: the scheduler (ASHA) stopped this cell early, by design
 TORN_READ_ATTEMPTS, TORN_READ_PAUSE_S = 5, 0.05  # a JSON read that overlapped its replacement (see read_json)
+READ_WORKERS = 32  # concurrent reads of listed files: on S3 each waits tens of ms on the network, not on the CPU
+T, R = TypeVar("T"), TypeVar("R")
 
 METRICS_SCHEMA = pa.schema(
     [
@@ -177,18 +185,44 @@ def write_bytes(uri: str, payload: bytes) -> None:
     _write_atomic(uri, payload)
 
 
-def parquet_problem(uri: str, fs: pafs.FileSystem | None = None, path: str | None = None) -> str | None:
+def parquet_footer(uri: str, fs: pafs.FileSystem, path: str, size: int | None = None) -> ds.ParquetFileFragment:
+    """A Parquet file as a dataset fragment with its footer read; DamagedFile when it does not read or has no rows.
+
+    `size` (what a listing said) spares the HEAD request an object store otherwise answers before the footer's GET.
+    """
+    import pyarrow.dataset as ds  # here, not at import: half a second, and a trainable never reads a footer
+
+    try:
+        fragment = ds.ParquetFileFormat().make_fragment(path, filesystem=fs, file_size=size)
+        rows = fragment.metadata.num_rows
+    except (pa.ArrowException, OSError) as error:  # the file is named once: by `uri`
+        why = re.sub(r"^Could not open Parquet input source '[^']*': ", "", first_line(error))
+        raise DamagedFile(uri, f"not a readable Parquet file ({why})") from None
+    if rows == 0:
+        raise DamagedFile(uri, "a Parquet file without rows")
+    return fragment
+
+
+def parquet_problem(uri: str, fs: pafs.FileSystem | None = None, path: str | None = None,
+                    size: int | None = None) -> str | None:
     """Why a Parquet file that exists cannot be used (None: it reads). Reads only its footer."""
     if fs is None or path is None:
         fs, path = filesystem(uri)
     try:
-        with fs.open_input_file(path) as handle:
-            metadata = pq.read_metadata(handle)
-    except (pa.ArrowException, OSError) as error:
-        return f"not a readable Parquet file ({first_line(error)})"
-    if metadata.num_rows == 0:
-        return "a Parquet file without rows"
+        parquet_footer(uri, fs, path, size)
+    except DamagedFile as damaged:
+        return damaged.reason
     return None
+
+
+def parallel_map(function: Callable[[T], R], items: Iterable[T], workers: int = READ_WORKERS) -> list[R]:
+    """`[function(item) for item in items]` on a bounded thread pool: reads of listed files one at a time cost a
+    round trip each on an object store (minutes for thousands of cells); pyarrow's filesystems are thread-safe."""
+    items = list(items)
+    if len(items) < 2:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        return list(pool.map(function, items))
 
 
 def first_line(error: BaseException, limit: int = 300) -> str:
@@ -198,15 +232,9 @@ def first_line(error: BaseException, limit: int = 300) -> str:
 
 def metrics_state(directory: str) -> tuple[str, str]:
     """("done", ""), ("missing", "") or ("damaged", why) for a cell's metrics.parquet."""
-    uri = join(directory, METRICS)
-    fs, path = filesystem(uri)
-    kind = fs.get_file_info(path).type
-    if kind == pafs.FileType.NotFound:
-        return "missing", ""
-    if kind != pafs.FileType.File:
-        return "damaged", f"{uri}: a folder where a file should be"
-    problem = parquet_problem(uri, fs, path)
-    return ("damaged", f"{uri}: {problem}") if problem else ("done", "")
+    fs, path = filesystem(join(directory, METRICS))
+    info = fs.get_file_info(path)
+    return CellFiles(directory, fs, {} if info.type == pafs.FileType.NotFound else {METRICS: info}).metrics_state()
 
 
 def is_complete(directory: str) -> bool:
@@ -218,15 +246,16 @@ def read_metrics(directory: str) -> pa.Table:
     return read_table(join(directory, METRICS))
 
 
-def read_json(uri: str) -> dict[str, Any] | None:
-    """A JSON object file; None when absent, DamagedFile when it does not parse as one.
+def read_json(uri: str, fs: pafs.FileSystem | None = None, path: str | None = None) -> dict[str, Any] | None:
+    """A JSON object file (at `path` of `fs` where given); None when absent, DamagedFile when it does not parse as one.
 
     On an object store a read can overlap the PUT that replaces the object (status.json is rewritten at every
     evaluation): S3 clients read by a HEAD for the size then ranged GETs, and S3-compatible servers (moto, seen
     in the tests) can even serve a half-replaced body. Such a torn read is retried a bounded number of times;
     a file that stays unparsable is damaged.
     """
-    fs, path = filesystem(uri)
+    if fs is None or path is None:
+        fs, path = filesystem(uri)
     attempts = 1 if isinstance(fs, pafs.LocalFileSystem) else TORN_READ_ATTEMPTS
     for attempt in range(attempts):
         try:
@@ -260,8 +289,10 @@ def write_status(directory: str, state: str, **fields: Any) -> None:
 
 def read_status(directory: str) -> dict[str, Any] | None:
     """status.json, None when absent; DamagedFile when unreadable or without its `state` and `updated`."""
-    uri = join(directory, STATUS)
-    status = read_json(uri)
+    return _checked_status(join(directory, STATUS), read_json(join(directory, STATUS)))
+
+
+def _checked_status(uri: str, status: dict[str, Any] | None) -> dict[str, Any] | None:
     if status is not None and (status.get("state") not in ("running", "failed", "done")
                                or not isinstance(status.get("updated"), (int, float))):
         raise DamagedFile(uri, f"no valid state/updated fields (state {status.get('state')!r})")
@@ -289,3 +320,54 @@ def restage(directory: str, stage: str) -> None:
 def read_table(uri: str) -> pa.Table:
     fs, path = filesystem(uri)
     return pq.read_table(path, filesystem=fs)
+
+
+@dataclass(frozen=True)
+class CellFiles:
+    """A cell folder's files as one listing found them: what the cell's state is decided from without asking the
+    store again whether each file exists (a request per file on S3, after a listing that already said)."""
+
+    directory: str  # the cell's location as given: messages name its files by it (query included)
+    filesystem: pafs.FileSystem
+    found: Mapping[str, pafs.FileInfo]  # file name -> what the listing said of it
+
+    @classmethod
+    def listed(cls, directory: str) -> "CellFiles":
+        """One folder, listed now (one request)."""
+        fs, path = filesystem(directory)
+        infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+        return cls(directory, fs, {info.base_name: info for info in infos})
+
+    def metrics_state(self) -> tuple[str, str]:
+        """("done", ""), ("missing", "") or ("damaged", why) for the cell's metrics.parquet (its footer is read)."""
+        uri, info = join(self.directory, METRICS), self.found.get(METRICS)
+        if info is None:
+            return "missing", ""
+        if info.type != pafs.FileType.File:
+            return "damaged", f"{uri}: a folder where a file should be"
+        problem = parquet_problem(uri, self.filesystem, info.path, info.size)
+        return ("damaged", f"{uri}: {problem}") if problem else ("done", "")
+
+    def read_json(self, name: str) -> dict[str, Any] | None:
+        """`read_json` of a file of the cell; None without a request when the listing did not find it."""
+        info = self.found.get(name)
+        return None if info is None else read_json(join(self.directory, name), self.filesystem, info.path)
+
+    def read_status(self) -> dict[str, Any] | None:
+        return _checked_status(join(self.directory, STATUS), self.read_json(STATUS))
+
+
+def listed_cells(experiment_dir: str) -> tuple[pafs.FileSystem, dict[tuple[str, int], CellFiles]]:
+    """The experiment's filesystem and every cell folder under results/ with its files, from one recursive listing
+    (on S3 one request per thousand files)."""
+    fs, root = filesystem(join(experiment_dir, "results"))
+    found: dict[tuple[str, int], dict[str, pafs.FileInfo]] = {}
+    for info in fs.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True)):
+        if info.path[len(root):].count("/") != 3:  # results/<config_id>/seed-<n>/<file>
+            continue
+        try:
+            key = cell_key(info.path)
+        except ValueError:  # a folder not named seed-<n>: not ours
+            continue
+        found.setdefault(key, {})[info.base_name] = info
+    return fs, {key: CellFiles(cell_dir(experiment_dir, *key), fs, files) for key, files in found.items()}
