@@ -122,7 +122,9 @@ def test_a_sweep_takes_freelb_by_its_file_alone():
     assert [c[0] for c in configs] == ["baseline", "freelb", "freelb"]
     assert [o["epsilon"] for _, o in configs[1:]] == [0.0, 0.3] and configs[1][1]["steps"] == 2
     sizes, training = planning.Sizes(train=1000, dev=0, test=0), planning.training_for(sweep, sweep.methods.baseline)
-    plain = planning.trial_hours("baseline", {}, training, sizes, 0, sweep)
-    assert planning.trial_hours("freelb", configs[1][1], training, sizes, 0, sweep) == pytest.approx(2 * plain)
+    from sweeper.throughput import ASSUMED
+
+    plain = planning.trial_hours("baseline", {}, training, sizes, 0, sweep, ASSUMED)
+    assert planning.trial_hours("freelb", configs[1][1], training, sizes, 0, sweep, ASSUMED) == pytest.approx(2 * plain)
     with pytest.raises(ValueError, match=r"methods\.freelb\.norm"):
         Sweep.model_validate({"experiment": "x", "task": "pawsx", "methods": {"freelb": {"epsilon": 0, "norm": "l1"}}})
