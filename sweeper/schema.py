@@ -7,6 +7,7 @@ field and its line. No file is read here: the models can be built from any mappi
 from __future__ import annotations
 
 import re
+import urllib.parse
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, Mapping
 
@@ -222,6 +223,75 @@ class Estimate(Strict):
         return value
 
 
+# Keys that would put a secret into a file that is copied to every node and stored with the results.
+CREDENTIAL_KEYS = ("api_key", "api_key_file", "key", "token", "tracking_token", "password", "username", "secret")
+CREDENTIALS_FROM_ENVIRONMENT = {
+    "mlflow": "MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD",
+    "wandb": "WANDB_API_KEY, or `wandb login` on the machine that runs the sweep",
+}
+
+
+class _Tracker(Strict):
+    """A tracking service's settings; its credentials come from the environment only (never the config,
+    which is copied into the experiment folder and to every node)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_credentials(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            for key in value:
+                if str(key).lower() in CREDENTIAL_KEYS:
+                    service = "mlflow" if cls.__name__.startswith("MLflow") else "wandb"
+                    raise FieldError([key], f"credentials are never read from the config (it is stored with the "
+                                            f"results): set {CREDENTIALS_FROM_ENVIRONMENT[service]} instead")
+        return value
+
+
+class MLflowTracking(_Tracker):
+    tracking_uri: str | None = None  # None: MLFLOW_TRACKING_URI from the environment
+    experiment_name: str | None = None  # None: the sweep's experiment
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _no_userinfo(cls, uri: str | None) -> str | None:
+        if uri is not None:
+            netloc = urllib.parse.urlsplit(uri).netloc
+            if "@" in netloc:
+                host = netloc.rpartition("@")[2]
+                raise ValueError(f"holds a user name or password (before the '@' of {host}): credentials are never "
+                                 f"read from the config; set {CREDENTIALS_FROM_ENVIRONMENT['mlflow']}")
+            if not uri.strip():
+                raise ValueError("empty: give the tracking server's URI or a store (sqlite:///mlflow.db, a folder)")
+        return uri
+
+
+class WandbTracking(_Tracker):
+    project: str | None = None  # None: WANDB_PROJECT from the environment, else the sweep's experiment
+    group: str | None = None  # None: the sweep's experiment
+    mode: Literal["online", "offline"] = "online"  # offline: run files on disk, `wandb sync` uploads them later
+    dir: str | None = None  # where W&B writes its run files; None: WANDB_DIR, else the (local) experiment folder
+
+
+class Tracking(Strict):
+    """Optional experiment tracking through Ray Tune's logger callbacks (the `tracking` extra installs both)."""
+
+    mlflow: MLflowTracking | None = None
+    wandb: WandbTracking | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bare_service(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            for name in ("mlflow", "wandb"):
+                if name in value and value[name] is None:
+                    raise FieldError([name], f"a bare `{name}:` is null and would leave it off: give its settings, "
+                                             f"or `{name}: {{}}` for the defaults; leave it out for no tracking")
+        return value
+
+    def enabled(self) -> dict[str, _Tracker]:
+        return {name: getattr(self, name) for name in ("mlflow", "wandb") if getattr(self, name) is not None}
+
+
 class Sweep(Strict):
     experiment: str
     task: Literal[tuple(TASKS)]  # type: ignore[valid-type]
@@ -244,6 +314,7 @@ class Sweep(Strict):
     reuse_actors: bool = True
     cache_dir: str = "~/.cache/robust-xlt/tokenized"
     estimate: Estimate = Estimate()
+    tracking: Tracking = Tracking()
 
     @field_validator("experiment")
     @classmethod
@@ -345,7 +416,8 @@ def dump_config(sweep: Sweep) -> str:
 
 # Settings that say how or where to run, not what: a resumed experiment may change them (more CPUs per
 # trial, a cluster instead of a laptop) without mixing two experiments in one folder.
-RUN_ONLY = ("resources", "max_failures", "reuse_actors", "checkpoints_to_keep", "cache_dir", "storage", "estimate")
+RUN_ONLY = ("resources", "max_failures", "reuse_actors", "checkpoints_to_keep", "cache_dir", "storage", "estimate",
+           "tracking")
 
 
 def experiment_identity(sweep: Sweep) -> str:
