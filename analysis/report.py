@@ -580,6 +580,30 @@ def render_report(
     return render(reports, fmt, figures=written, standalone=standalone, drawn=drawn)
 
 
+def write_report_folder(experiment_dirs: Iterable[str | Path], out_dir: Path,
+                        options: ReportOptions = ReportOptions()) -> list[Path]:
+    """The whole report as files in `out_dir` (an existing folder): report.html (self-contained), report.md,
+    report.tex, table.csv, summary.csv and figures/; what a tracking service stores as the run's artifacts.
+
+    Raises AnalysisInputError when there is nothing to report (no finished cell).
+    """
+    results = load_results(experiment_dirs)
+    reports = build_reports(results, options)
+    drawn = {report.table.task: draw_figures(report) for report in reports}
+    figures = save_figures(drawn, out_dir / "figures")
+    texts = {
+        "report.html": render(reports, "html", drawn=drawn),
+        "report.md": render(reports, "markdown", figures={task: [os.path.relpath(path, out_dir) for path in paths]
+                                                          for task, paths in figures.items()}),
+        "report.tex": render(reports, "latex", standalone=True),
+        "table.csv": render(reports, "csv"),
+        "summary.csv": configuration_summary(results).to_csv(index=False, float_format="%.6g"),
+    }
+    for name, text in texts.items():
+        write_atomically(out_dir / name, text)
+    return [out_dir / name for name in texts] + [Path(path) for paths in figures.values() for path in paths]
+
+
 def printed_format(stream) -> str:
     """TERMINAL where `stream` is a terminal (and NO_COLOR is unset or empty), else "markdown": piped or
     redirected output stays plain Markdown."""
