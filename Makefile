@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	else \
 		$(BIN)/pip install --quiet "$(TORCH)" $(TORCH_INDEX); \
 	fi
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[test,bench,distances]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[test,bench,distances,tracking]"
 	touch $@
 
 setup: $(VENV)/.installed

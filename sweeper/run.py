@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TextIO
 
-from sweeper import cluster, preflight
+from sweeper import cluster, preflight, tracking
 from sweeper import plan as planning
 from sweeper.experiment import ExperimentError, check_experiment_dir, claim_experiment_dir, write_experiment_json
 from sweeper.schema import Sweep
@@ -114,7 +114,8 @@ def check_inputs(resolved: planning.Resolved, options: RunOptions, where: Where)
     inputs = preflight.check_inputs(resolved, where)
     if options.address is None and not cluster.attached():
         cluster.check_embedded(resolved.sweep, options.num_cpus, options.num_gpus, where)
-    return inputs
+    tracked = tracking.check(resolved.sweep, where)
+    return replace(inputs, checked=inputs.checked + tuple(tracked))
 
 
 def kept_rows_of(inputs: preflight.Inputs) -> dict[str, dict[str, int]] | None:
@@ -146,6 +147,9 @@ def run_sweep(sweep: Sweep, options: RunOptions) -> int:
     where, _ = check_locations(sweep, options)
     resolved = planning.resolve(sweep, options.experiment_dir)
     inputs = check_inputs(resolved, options, where)
+    for line in inputs.checked:
+        if line.startswith("tracking:"):
+            print(line, file=out, flush=True)
     # trials checkpoint at every evaluation; Tune warns about its own snapshot rate at every one of them
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     session = cluster.start(options.address, options.num_cpus, options.num_gpus, out)
@@ -169,6 +173,8 @@ def run_sweep(sweep: Sweep, options: RunOptions) -> int:
             from None
     finally:
         session.close()
+    if sweep.tracking.enabled():
+        tracking.log_report(sweep, options.experiment_dir, out)
     missing = missing_cells(options.experiment_dir)
     if missing:
         print(f"{len(missing)} planned cell(s) did not finish; see `python -m sweeper status "

@@ -1,5 +1,6 @@
 """The Ray Tune side of a stage: the trainable, grid and Optuna tuners, ASHA, restoring a saved
-experiment, and the callbacks (the progress line, ASHA's stops recorded as such).
+experiment, and the callbacks (the progress line, ASHA's stops recorded as such, MLflow and W&B where the
+config asks for them).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, Mapping, Sequence, TextIO
 
 from ray import tune
 
-from sweeper import cluster, recovery
+from sweeper import cluster, recovery, tracking
 from sweeper import plan as planning
 from sweeper.schema import SEARCHABLE, Sweep
 from trainables import results
@@ -137,7 +138,8 @@ def _callbacks(resolved: planning.Resolved, name: str, total: int, driver: Drive
     sweep = resolved.sweep
     progress = ProgressLine(f"{sweep.experiment} {name}", total, driver.out)
     watch = cluster.PlacementWatch(driver.placement_timeout, cluster.trial_request(sweep.resources))
-    return [progress, watch] if scheduler is None else [progress, watch, EarlyStops()]
+    trackers = tracking.callbacks(sweep, trial_spec, f"{sweep.experiment} {name}", driver.out)
+    return [progress, watch, *([] if scheduler is None else [EarlyStops()]), *trackers]
 
 
 def _run_config(resolved: planning.Resolved, name: str, total: int, driver: Driver, scheduler: Any) -> Any:
