@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Annotated, Any, Literal, Mapping
 
 import yaml
-from pydantic import Field, create_model, field_validator, model_validator
+from pydantic import Field, create_model, field_validator, model_serializer, model_validator
 
 from trainables.methods import DESCRIPTORS, MethodOptions
 from trainables.options import (LEARNING_RATE_DOMAIN, Domain, FieldError, Integer, LearningRate, Number, PositiveInt,
@@ -287,6 +287,11 @@ class Tracking(Strict):
                     raise FieldError([name], f"a bare `{name}:` is null and would leave it off: give its settings, "
                                              f"or `{name}: {{}}` for the defaults; leave it out for no tracking")
         return value
+
+    @model_serializer(mode="wrap")
+    def _services_only(self, handler: Any) -> Any:
+        """A service left out stays out when dumped: `mlflow: null` is refused on reading (see above)."""
+        return {name: value for name, value in handler(self).items() if value is not None}
 
     def enabled(self) -> dict[str, _Tracker]:
         return {name: getattr(self, name) for name in ("mlflow", "wandb") if getattr(self, name) is not None}

@@ -303,3 +303,13 @@ def test_wandb_run_files_never_go_into_the_experiment_folder(tmp_path, monkeypat
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "w"))
     assert tracking.wandb_dir(WandbTracking(), "exp") == tmp_path / "w"
     assert tracking.wandb_dir(WandbTracking(dir=str(tmp_path / "d")), "exp") == tmp_path / "d"
+
+
+@pytest.mark.parametrize("settings", [{}, {"mlflow": {"tracking_uri": "sqlite:///m.db"}}, {"wandb": {"mode": "offline"}}])
+def test_a_dumped_configuration_with_tracking_loads_back(tmp_path, tiny_world, settings):
+    from sweeper.schema import dump_config
+
+    sweep = load_config(sweep_file(tmp_path, tiny_world, settings))
+    again = tmp_path / "again.yaml"
+    again.write_text(dump_config(sweep))
+    assert load_config(again) == sweep

@@ -7,7 +7,7 @@ from typing import Any, Callable, Mapping, TextIO
 
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 
-from sweeper import tracking
+from sweeper.tracking import common
 from trainables.spec import TrialSpec
 
 TRIAL_TAG = "trial_id"  # the Tune trial a run logs; a resumed trial finds its run by it
@@ -15,7 +15,7 @@ KIND_TAG = "sweeper.kind"  # trial | report
 BATCH = 1000
 
 
-class SweepMLflow(tracking.Guard, MLflowLoggerCallback):
+class SweepMLflow(common.Guard, MLflowLoggerCallback):
     service = "MLflow"
 
     def __init__(self, tracking_uri: str | None, experiment_name: str, experiment: str,
@@ -32,7 +32,7 @@ class SweepMLflow(tracking.Guard, MLflowLoggerCallback):
         def open_experiment() -> None:
             from mlflow.tracking import MlflowClient
 
-            tracking.mlflow_experiment_id(MlflowClient(tracking_uri=self.tracking_uri), self.experiment_name,
+            common.mlflow_experiment_id(MlflowClient(tracking_uri=self.tracking_uri), self.experiment_name,
                                           self.tracking_uri)
             MLflowLoggerCallback.setup(self, *args, **kwargs)
 
@@ -57,14 +57,14 @@ class SweepMLflow(tracking.Guard, MLflowLoggerCallback):
                 self.logged[trial.trial_id] = set()
                 tags = {**self.tags, TRIAL_TAG: trial.trial_id, "trial_name": str(trial), "method": spec.method,
                         "config_id": spec.config_id, "stage": spec.stage}
-                run = self.mlflow_util.start_run(tags=tags, run_name=tracking.run_name(spec), set_active=False)
+                run = self.mlflow_util.start_run(tags=tags, run_name=common.run_name(spec), set_active=False)
                 self._trial_runs[trial] = run.info.run_id
-                return self.mlflow_util.log_params(run_id=run.info.run_id, params_to_log=tracking.trial_params(spec))
+                return self.mlflow_util.log_params(run_id=run.info.run_id, params_to_log=common.trial_params(spec))
         # a trial started again (resumed, retried after a failure): its run is running again
         self.client().update_run(self._trial_runs[trial], status="RUNNING")
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
-        metrics = tracking.trial_metrics(result)
+        metrics = common.trial_metrics(result)
         if not metrics:
             return
 
@@ -78,7 +78,7 @@ class SweepMLflow(tracking.Guard, MLflowLoggerCallback):
                 if step not in logged:
                     rows.append((step, metrics))
             else:  # the final result: the evaluations the run lacks (a driver died), then the accuracies
-                saved = tracking.saved_evaluations(self.spec_of(trial.config))
+                saved = common.saved_evaluations(self.spec_of(trial.config))
                 rows += [(int(row["evaluation"]), row) for row in saved if int(row["evaluation"]) not in logged]
                 rows.append((len(saved), metrics))
             batch = [_metric(key, value, step) for step, row in rows for key, value in row.items()]
@@ -93,7 +93,7 @@ class SweepMLflow(tracking.Guard, MLflowLoggerCallback):
             run_id = self._trial_runs.get(trial)
             if run_id is None:
                 return
-            self.client().set_tag(run_id, "outcome", tracking.outcome(trial.last_result, failed))
+            self.client().set_tag(run_id, "outcome", common.outcome(trial.last_result, failed))
             self.mlflow_util.end_run(run_id=run_id, status="FAILED" if failed else "FINISHED")
 
         self.guarded(f"end the run of {trial}", end)
@@ -115,7 +115,7 @@ def log_report(tracking_uri: str, experiment_name: str, experiment: str, folder:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)
-    experiment_id = tracking.mlflow_experiment_id(client, experiment_name, tracking_uri)
+    experiment_id = common.mlflow_experiment_id(client, experiment_name, tracking_uri)
     runs = client.search_runs([experiment_id], max_results=1, filter_string=f"tags.`{KIND_TAG}` = 'report'")
     if runs:
         run_id = runs[0].info.run_id

@@ -10,7 +10,7 @@ from typing import Any, Callable, Mapping, TextIO
 
 from ray.air.integrations.wandb import WandbLoggerCallback, _WandbLoggingActor
 
-from sweeper import tracking
+from sweeper.tracking import common
 from trainables.spec import TrialSpec
 
 # W&B prints a banner and a run summary per run: with hundreds of trials the driver's output would drown
@@ -33,7 +33,7 @@ class _LoggingActor(_WandbLoggingActor):
         return super()._handle_result(result)
 
 
-class SweepWandb(tracking.Guard, WandbLoggerCallback):
+class SweepWandb(common.Guard, WandbLoggerCallback):
     service = "W&B"
     _logger_actor_cls = _LoggingActor
 
@@ -55,8 +55,8 @@ class SweepWandb(tracking.Guard, WandbLoggerCallback):
     def log_trial_start(self, trial: Any) -> None:
         def start() -> None:
             spec = self.spec_of(trial.config)
-            init = dict(id=trial.trial_id, name=tracking.run_name(spec), reinit=True, allow_val_change=True,
-                        group=self.group, project=self.project, config=tracking.trial_params(spec),
+            init = dict(id=trial.trial_id, name=common.run_name(spec), reinit=True, allow_val_change=True,
+                        group=self.group, project=self.project, config=common.trial_params(spec),
                         job_type=spec.stage, tags=[spec.method])
             init.update(self.kwargs)
             self._start_logging_actor(trial, list(self._exclude_results), **init)
@@ -64,7 +64,7 @@ class SweepWandb(tracking.Guard, WandbLoggerCallback):
         self.guarded(f"start the run of {trial}", start)
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
-        metrics = tracking.trial_metrics(result)
+        metrics = common.trial_metrics(result)
         if not metrics:
             return
         seen = self.seen.setdefault(trial.trial_id, set())
@@ -73,7 +73,7 @@ class SweepWandb(tracking.Guard, WandbLoggerCallback):
             seen.add(int(result["evaluation"]))
         else:  # the final result: first the evaluations this driver did not log (it resumed after a crash,
             # and W&B loses what it had not flushed when its process is killed); the same row twice is harmless
-            rows = [row for row in tracking.saved_evaluations(self.spec_of(trial.config))
+            rows = [row for row in common.saved_evaluations(self.spec_of(trial.config))
                     if int(row["evaluation"]) not in seen] + rows
         # the step W&B's actor logs at must grow: Tune's iteration, then one more for each late row
         step = int(result.get("training_iteration", iteration))
