@@ -64,6 +64,46 @@ class Throughput:
     dev_eval_examples: int = 0
 
 
+def epoch_batches(train: TokenizedSplit, training: TrainingSpec, seed: int, epoch: int) -> list[np.ndarray]:
+    """An epoch's micro-batches: a function of (seed, epoch) only, shared by all methods (and by a seed's
+    member of an ensemble)."""
+    rng = np.random.default_rng([derive_seed(seed, "data-order"), epoch])
+    sampler = length_grouped_batches if training.length_grouping else random_batches
+    return sampler(train.lengths, training.per_device_batch_size, rng)
+
+
+def updates_per_epoch(train_rows: int, training: TrainingSpec) -> int:
+    return math.ceil(math.ceil(train_rows / training.per_device_batch_size) / training.gradient_accumulation)
+
+
+def total_updates(train_rows: int, training: TrainingSpec) -> int:
+    total = updates_per_epoch(train_rows, training) * training.epochs
+    return total if training.max_updates is None else min(total, training.max_updates)
+
+
+def record_evaluation(
+    s: LoopState, accuracy: float, updates_per_epoch: int, total_updates: int
+) -> tuple[dict[str, Any], bool]:
+    """Enter one dev evaluation into the loop state: the metrics to report, and whether it is the new best
+    (strictly better: the earliest of equal scores is kept)."""
+    improved = accuracy > s.best_dev_accuracy
+    if improved:
+        s.best_dev_accuracy, s.best_update = accuracy, s.update
+    metrics = {
+        "evaluation": len(s.history) + 1,  # 1, 2, ...: saved with the loop, so the same after a resume
+        "update": s.update,
+        "epoch": s.update / updates_per_epoch,
+        "train_loss": s.loss_sum / max(s.loss_updates, 1),
+        "dev_accuracy": accuracy,
+        "best_dev_accuracy": s.best_dev_accuracy,
+        "best_update": s.best_update,
+        "progress": s.update / total_updates,
+    }
+    s.history.append({k: metrics[k] for k in ("update", "train_loss", "dev_accuracy")})
+    s.loss_sum, s.loss_updates = 0.0, 0
+    return metrics, improved
+
+
 def use_bf16(precision: str, device: torch.device) -> bool:
     """bf16 autocast on CUDA by default, fp32 on CPU; `bf16` forces it (tests run it on CPU)."""
     return trains_in_bf16(precision, device.type)
@@ -95,11 +135,8 @@ class TrainingRun:
         self.optimizer = torch.optim.AdamW(
             self.parameters, lr=training.learning_rate, eps=training.adam_epsilon, weight_decay=training.weight_decay
         )
-        self.updates_per_epoch = math.ceil(math.ceil(len(data.train) / training.per_device_batch_size)
-                                           / training.gradient_accumulation)
-        self.total_updates = self.updates_per_epoch * training.epochs
-        if training.max_updates is not None:
-            self.total_updates = min(self.total_updates, training.max_updates)
+        self.updates_per_epoch = updates_per_epoch(len(data.train), training)
+        self.total_updates = total_updates(len(data.train), training)
         self.scheduler = get_linear_schedule_with_warmup(
             self.optimizer, round(training.warmup_ratio * self.total_updates), self.total_updates
         )
@@ -125,10 +162,7 @@ class TrainingRun:
                 s.epoch, s.batch = s.epoch + 1, 0
 
     def epoch_batches(self, epoch: int) -> list[np.ndarray]:
-        """This epoch's micro-batches: a function of (seed, epoch) only, shared by all methods."""
-        rng = np.random.default_rng([derive_seed(self.seed, "data-order"), epoch])
-        sampler = length_grouped_batches if self.training.length_grouping else random_batches
-        return sampler(self.data.train.lengths, self.training.per_device_batch_size, rng)
+        return epoch_batches(self.data.train, self.training, self.seed, epoch)
 
     def update(self, group: list[np.ndarray]) -> float:
         """One optimizer update over a group of micro-batches (gradient accumulation)."""
@@ -184,21 +218,9 @@ class TrainingRun:
         accuracy = self.accuracy(self.data.dev)  # predictions reach the CPU: the device is done
         self.throughput.dev_eval_seconds += time.perf_counter() - started
         self.throughput.dev_eval_examples += len(self.data.dev)
-        if accuracy > s.best_dev_accuracy:
-            s.best_dev_accuracy, s.best_update = accuracy, s.update
+        metrics, improved = record_evaluation(s, accuracy, self.updates_per_epoch, self.total_updates)
+        if improved:
             self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
-        metrics = {
-            "evaluation": len(s.history) + 1,  # 1, 2, ...: saved with the loop, so the same after a resume
-            "update": s.update,
-            "epoch": s.update / self.updates_per_epoch,
-            "train_loss": s.loss_sum / max(s.loss_updates, 1),
-            "dev_accuracy": accuracy,
-            "best_dev_accuracy": s.best_dev_accuracy,
-            "best_update": s.best_update,
-            "progress": s.update / self.total_updates,
-        }
-        s.history.append({k: metrics[k] for k in ("update", "train_loss", "dev_accuracy")})
-        s.loss_sum, s.loss_updates = 0.0, 0
         report(metrics, self.save)
 
     def predict(self, split: TokenizedSplit) -> np.ndarray:

@@ -100,6 +100,7 @@ class StepContext:
     logits: Callable[..., Any] | None = None  # (delta, detach=False) -> logits
     loss_of: Callable[[Any], Any] | None = None
     weight: float = 1.0
+    draw_uniform: Callable[[], Any] | None = None  # a seed ensemble's per-member draws (trainables.ensemble)
 
     @property
     def delta_shape(self) -> tuple[int, int, int]:
@@ -108,11 +109,20 @@ class StepContext:
     def backward(self, loss: Any) -> None:
         (loss * self.weight).backward()
 
+    def uniform(self) -> Any:
+        """U[0, 1) of `delta_shape`, float32, from the trial's noise generator.
+
+        In a seed ensemble each member draws its own rows from its own generator, as its one-seed trial
+        would, so methods take their noise here rather than from `generator` directly.
+        """
+        if self.draw_uniform is not None:
+            return self.draw_uniform()
+        return torch.rand(self.delta_shape, generator=self.generator, device=self.mask.device, dtype=torch.float32)
+
 
 def uniform_linf(ctx: StepContext, epsilon: float) -> Any:
     """delta ~ U([-epsilon, epsilon]^(L x H)) on real tokens, zero on padding; float32."""
-    noise = torch.rand(ctx.delta_shape, generator=ctx.generator, device=ctx.mask.device, dtype=torch.float32)
-    return (noise * 2 - 1) * epsilon * ctx.mask
+    return (ctx.uniform() * 2 - 1) * epsilon * ctx.mask
 
 
 @dataclass(frozen=True)
@@ -164,6 +174,10 @@ class MethodDescriptor:
     cost: Callable[[Mapping[str, Any]], Cost] = lambda options: Cost()
     paper_model: str | None = None  # the paper's name in Tables 1-3; None: not in the paper
     order: int = 100  # row order: the paper's five first
+    # Whether seeds of it can train as one ensemble (trainables.ensemble): its loss must be built from
+    # ctx.forward / ctx.uniform alone, so each member's gradient is its own. A method that reduces over
+    # the whole batch itself (a norm of delta's gradient, a mean over rows) would mix the members.
+    vectorizes: bool = True
 
     def grid(self, settings: MethodOptions) -> list[dict[str, Any]]:
         """One option dict per grid point (the axis None while Optuna samples it)."""

@@ -66,7 +66,7 @@ class FreeLB(Method):
 
     def initial_delta(self, ctx: StepContext) -> Any:
         """Uniform on real tokens; L2: norm about init_magnitude per example; L-inf: in [-init, init]."""
-        noise = torch.rand(ctx.delta_shape, generator=ctx.generator, device=ctx.mask.device) * 2 - 1
+        noise = ctx.uniform() * 2 - 1
         noise = noise * ctx.mask
         if self.norm == "linf":
             return noise * self.init_magnitude
@@ -106,4 +106,5 @@ METHOD = MethodDescriptor(
     options=FreeLBOptions, grid_axis="epsilon", search={"epsilon": MAX_NORM_DOMAIN},
     cost=lambda o: Cost(passes=float(o["steps"])),  # K forward and backward passes per micro-batch
     build=lambda o: FreeLB(o["epsilon"], o["steps"], o["step_size"], o["init_magnitude"], o["norm"], o["injection"]),
+    vectorizes=False,  # it backpropagates itself and logs a sum over its K passes: one seed per trial
 )

@@ -63,4 +63,5 @@ METHOD = MethodDescriptor(
     options=R3FOptions, grid_axis="epsilon", search={"epsilon": EPSILON_DOMAIN},
     cost=lambda o: Cost(passes=2.0),  # a clean and a noisy forward, one backward through both
     build=lambda o: R3F(o["epsilon"], o["r3f_lambda"], o["noise"], o["injection"]),
+    vectorizes=False,  # its KL term averages over the whole batch, which in an ensemble holds every member's rows
 )

@@ -1,0 +1,183 @@
+"""A seed ensemble (trainables.ensemble) must be K one-seed trials, only faster: the equivalence oracle.
+
+The synthetic world's model has no dropout, so a one-seed trial is a deterministic function of its seed, and
+member k of an ensemble must reproduce it: the same training losses at every evaluation, the same dev
+accuracies, the same best update, the same weights and the same test predictions (fp32, to 1e-5), for every
+method that vectorizes. The settings make the shared batch do real work: micro-batches of 7 over 48 pairs
+put a short micro-batch at a different place in each seed's epoch (filler rows), two micro-batches are
+accumulated per update, and the clipping limit is far below the gradients' norm, so clipping fires on every
+update and must be each member's own.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from trial_helpers import trial_spec
+from trainables.ensemble import EnsembleRun, NotVectorizable
+from trainables.loop import TrainingRun, epoch_batches
+from trainables.methods import DESCRIPTORS, Baseline, build_method
+from trainables.trial import load_model, prepare_for
+
+CPU = torch.device("cpu")
+SEEDS = (0, 1, 2)
+TRAINING = {"per_device_batch_size": 7, "gradient_accumulation": 2, "max_grad_norm": 0.1}
+PAPER_METHODS = ("baseline", "adv", "rs_rp", "rs_da", "rs_syntax")
+
+
+class Killed(Exception):
+    pass
+
+
+def member_parts(world, root, method_name, seed, training=TRAINING):
+    spec = trial_spec(world, root, method=method_name, seed=seed, training=training)
+    tokenizer, model = load_model(spec.model, 2, seed)
+    method = build_method(spec.method, {**spec.method_options, "cache_dir": spec.cache_dir})
+    return spec, tokenizer, model, method, prepare_for(spec, tokenizer, method)
+
+
+def one_seed(world, root, method_name, seed, training=TRAINING):
+    spec, tokenizer, model, method, data = member_parts(world, root, method_name, seed, training)
+    run = TrainingRun(model, method, data, spec.training, seed=seed, eval_every=spec.eval_every,
+                      pad_id=tokenizer.pad_token_id or 0, device=CPU)
+    reports = []
+    run.train(lambda metrics, save: reports.append(metrics))
+    run.restore_best()
+    return run, reports, {name: run.predict(split) for name, split in data.tests.items()}
+
+
+def ensemble(world, root, method_name, seeds=SEEDS, training=TRAINING):
+    parts = [member_parts(world, root, method_name, seed, training) for seed in seeds]
+    spec, tokenizer, _, method, _ = parts[0]
+    return EnsembleRun([p[2] for p in parts], method, [p[4] for p in parts], spec.training, seeds=seeds,
+                       eval_every=spec.eval_every, pad_id=tokenizer.pad_token_id or 0, device=CPU), parts[0][4]
+
+
+def test_the_settings_put_filler_rows_and_a_short_batch_in_different_places(tiny_world, tmp_path):
+    """Guards the oracle below: its settings must exercise filler rows, or padding across members goes untested."""
+    run, data = ensemble(tiny_world, tmp_path, "baseline")
+    assert len(data.train) % TRAINING["per_device_batch_size"]
+    short = [[i for i, b in enumerate(epoch_batches(data.train, run.training, seed, 0)) if len(b) < 7]
+             for seed in SEEDS]
+    assert len({tuple(s) for s in short}) > 1, short
+
+
+@pytest.mark.parametrize("method_name", PAPER_METHODS)
+def test_each_member_is_its_one_seed_trial(tiny_world, tmp_path, method_name):
+    run, data = ensemble(tiny_world, tmp_path / "ensemble", method_name)
+    reports = []
+    run.train(lambda metrics, save: reports.append(metrics))
+    run.restore_best()
+    predictions = {name: run.predict(split) for name, split in data.tests.items()}
+    assert len(reports) >= 3
+    for k, seed in enumerate(SEEDS):
+        alone, alone_reports, alone_predictions = one_seed(tiny_world, tmp_path / f"s{seed}", method_name, seed)
+        member_reports = [r[k] for r in reports]
+        assert [r["train_loss"] for r in member_reports] == pytest.approx(
+            [r["train_loss"] for r in alone_reports], abs=1e-5)
+        for key in ("evaluation", "update", "dev_accuracy", "best_dev_accuracy", "best_update", "progress"):
+            assert [r[key] for r in member_reports] == [r[key] for r in alone_reports], key
+        assert run.states[k].history == [pytest.approx(h, abs=1e-5) for h in alone.state.history]
+        weights = run.member_weights(k)
+        for name, value in alone.model.state_dict().items():
+            torch.testing.assert_close(weights[name], value, atol=1e-5, rtol=1e-5, msg=name)
+        for name, expected in alone_predictions.items():
+            np.testing.assert_array_equal(predictions[name][k], expected, err_msg=str(name))
+    # the members did differ: an ensemble of one model copied K times would pass the checks above only by luck
+    assert len({tuple(r["train_loss"] for r in (rep[k] for rep in reports)) for k in range(len(SEEDS))}) == len(SEEDS)
+
+
+def test_clipping_is_each_members_own(tiny_world, tmp_path):
+    """On one update where one member's gradient is under the limit and the others' over it, each member's step
+    sees min(its own norm, limit): clipping over the stacked gradient would scale them all alike."""
+    limit = TRAINING["max_grad_norm"]
+    seen = {}
+    for name, max_grad_norm in (("clipped", limit), ("free", 1e9)):
+        run, _ = ensemble(tiny_world, tmp_path / name, "baseline", training={**TRAINING, "max_grad_norm": max_grad_norm})
+
+        def norms(optimizer, args, kwargs, run=run, name=name):
+            grads = [p.grad for p in run.parameters if p.grad is not None]
+            seen[name] = torch.stack([g.flatten(1).norm(dim=1) for g in grads]).norm(dim=0).tolist()
+
+        run.optimizer.register_step_pre_hook(norms)
+        run.update([epoch_batches(d.train, run.training, seed, 0)[:2] for d, seed in zip(run.data, SEEDS)])
+    assert min(seen["free"]) < limit < max(seen["free"]), seen  # the case that tells the two apart
+    assert seen["clipped"] == pytest.approx([min(n, limit) for n in seen["free"]], rel=1e-4)
+
+
+def test_a_killed_ensemble_resumes_to_the_uninterrupted_result(tiny_world, tmp_path):
+    whole, data = ensemble(tiny_world, tmp_path / "whole", "adv")
+    uninterrupted = []
+    whole.train(lambda metrics, save: uninterrupted.append(metrics))
+    whole.restore_best()
+
+    killed, _ = ensemble(tiny_world, tmp_path / "killed", "adv")
+    checkpoint = tmp_path / "checkpoint"
+
+    def kill_at_second_evaluation(metrics, save):
+        if metrics[0]["evaluation"] == 2:
+            checkpoint.mkdir()
+            save(checkpoint)
+            raise Killed
+
+    with pytest.raises(Killed):
+        killed.train(kill_at_second_evaluation)
+    state = json.loads((checkpoint / "state.json").read_text())
+    assert state["seeds"] == list(SEEDS) and [m["update"] for m in state["members"]] == [4, 4, 4]
+    resumed_run, _ = ensemble(tiny_world, tmp_path / "resumed", "adv")
+    resumed_run.load(checkpoint)
+    resumed = []
+    resumed_run.train(lambda metrics, save: resumed.append(metrics))
+    resumed_run.restore_best()
+    assert resumed == uninterrupted[2:]  # every member's losses and dev accuracies after the kill, exactly
+    for split in data.tests.values():
+        np.testing.assert_array_equal(resumed_run.predict(split), whole.predict(split))
+
+
+def test_a_checkpoint_of_other_seeds_is_refused(tiny_world, tmp_path):
+    run, _ = ensemble(tiny_world, tmp_path / "a", "baseline")
+    run.save(tmp_path)
+    other, _ = ensemble(tiny_world, tmp_path / "b", "baseline", seeds=(0, 1, 3))
+    with pytest.raises(ValueError, match=r"state\.json: a checkpoint of seeds \[0, 1, 2\].*\[0, 1, 3\]"):
+        other.load(tmp_path)
+
+
+@pytest.mark.parametrize("method_name", [name for name, d in DESCRIPTORS.items() if not d.vectorizes])
+def test_a_method_that_does_not_vectorize_is_refused(tiny_world, tmp_path, method_name):
+    assert method_name in ("freelb", "r3f")  # any other is a method file that said so itself
+    with pytest.raises(NotVectorizable, match=f"{method_name!r} does not train as a seed ensemble"):
+        ensemble(tiny_world, tmp_path, method_name)
+
+
+class Doubled(Baseline):
+    """A plugin that forgot to say vectorizes=False: its loss is not the last ctx.forward."""
+
+    def loss(self, ctx):
+        return ctx.forward(None) * 2
+
+
+class AsksForLogits(Baseline):
+    def loss(self, ctx):
+        return ctx.loss_of(ctx.logits(None))
+
+
+@pytest.mark.parametrize("plugin, message", [(Doubled(), "must return its last ctx.forward"),
+                                             (AsksForLogits(), "asks for ctx.logits")])
+def test_a_plugin_that_would_mix_members_fails_loudly_instead(tiny_world, tmp_path, plugin, message):
+    run, _ = ensemble(tiny_world, tmp_path, "baseline")
+    run.method = plugin
+    with pytest.raises(NotVectorizable, match=message):
+        run.train(lambda metrics, save: None)
+
+
+def test_members_with_training_sets_of_different_sizes_are_refused(tiny_world, tmp_path):
+    """Their epochs would not line up (e.g. per-seed augmentation that changed the number of pairs)."""
+    plain = member_parts(tiny_world, tmp_path, "baseline", 0)
+    copies = member_parts(tiny_world, tmp_path, "rs_syntax", 1)  # m = 2 copies of each pair
+    with pytest.raises(NotVectorizable, match=r"differ in size.*\[48, 96\]"):
+        EnsembleRun([plain[2], copies[2]], plain[3], [plain[4], copies[4]], plain[0].training, seeds=(0, 1),
+                    eval_every=2, pad_id=0, device=CPU)
