@@ -12,8 +12,11 @@ update and must be each member's own.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -21,7 +24,9 @@ from trial_helpers import trial_spec
 from trainables.ensemble import EnsembleRun, NotVectorizable
 from trainables.loop import TrainingRun, epoch_batches
 from trainables.methods import DESCRIPTORS, Baseline, build_method
-from trainables.trial import load_model, prepare_for
+from trainables import results
+from trainables.results import block_metrics
+from trainables.trial import load_model, prepare_for, run_seed_block, run_trial
 
 CPU = torch.device("cpu")
 SEEDS = (0, 1, 2)
@@ -181,3 +186,86 @@ def test_members_with_training_sets_of_different_sizes_are_refused(tiny_world, t
     with pytest.raises(NotVectorizable, match=r"differ in size.*\[48, 96\]"):
         EnsembleRun([plain[2], copies[2]], plain[3], [plain[4], copies[4]], plain[0].training, seeds=(0, 1),
                     eval_every=2, pad_id=0, device=CPU)
+
+
+# ------------------------------------------------------------------------- a seed block's result files
+def read_cell(spec):
+    directory = results.cell_dir(spec.experiment_dir, spec.config_id, spec.seed)
+    info = json.loads(Path(directory, "trial.json").read_text())
+    return (pd.read_parquet(f"{directory}/metrics.parquet"), pd.read_parquet(f"{directory}/predictions.parquet"),
+            info)
+
+
+def block_spec(world, root, method_name, seeds=SEEDS):
+    return replace(trial_spec(world, root, method=method_name, seed=seeds[0], training=TRAINING), seeds=seeds)
+
+
+@pytest.mark.parametrize("method_name", ["adv", "rs_da"])
+def test_a_seed_block_writes_each_members_one_seed_files(tiny_world, tmp_path, method_name):
+    block = block_spec(tiny_world, tmp_path / "block", method_name)
+    reports = []
+    finals = run_seed_block(block, lambda metrics, save: reports.append(metrics))
+    for k, member in enumerate(block.members()):
+        alone = replace(member, experiment_dir=str(tmp_path / f"alone{k}" / "experiment"))
+        final = run_trial(alone, lambda metrics, save: None)
+        assert finals[k] == pytest.approx(final, abs=1e-9)
+        (metrics, predictions, info), (alone_metrics, alone_predictions, alone_info) = read_cell(member), read_cell(alone)
+        pd.testing.assert_frame_equal(metrics, alone_metrics)
+        pd.testing.assert_frame_equal(predictions,
+                                      alone_predictions)
+        assert info["ensemble"] == {"seeds": list(SEEDS)} and info["timings"]["ensemble_size"] == len(SEEDS)
+        assert info["spec"] == {**alone_info["spec"], "experiment_dir": member.experiment_dir}
+        assert info["dev_history"] == [pytest.approx(h, abs=1e-5) for h in alone_info["dev_history"]]
+        assert info["best_update"] == alone_info["best_update"] and info["config_id"] == alone_info["config_id"]
+    assert len(reports) >= 3 and all(len(r) == len(SEEDS) for r in reports)
+
+
+def test_a_killed_seed_block_resumes_and_never_rewrites_a_finished_member(tiny_world, tmp_path):
+    whole = block_spec(tiny_world, tmp_path / "whole", "rs_rp")
+    uninterrupted = []
+    run_seed_block(whole, lambda metrics, save: uninterrupted.append(metrics))
+
+    killed = block_spec(tiny_world, tmp_path / "killed", "rs_rp")
+    checkpoint = tmp_path / "checkpoint"
+
+    def kill_at_second_evaluation(metrics, save):
+        if metrics[0]["evaluation"] == 2:
+            checkpoint.mkdir()
+            save(checkpoint)
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_seed_block(killed, kill_at_second_evaluation)
+    members = killed.members()
+    assert not any(results.is_complete(results.cell_dir(m.experiment_dir, m.config_id, m.seed)) for m in members)
+    # the middle member's cell finished before (say, written just before a crash): its files stay as they are
+    first = replace(members[1], experiment_dir=killed.experiment_dir)
+    run_trial(first, lambda metrics, save: None)
+    finished = results.cell_dir(first.experiment_dir, first.config_id, first.seed)
+    stamps = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in Path(finished).iterdir()}
+    resumed = []
+    run_seed_block(killed, lambda metrics, save: resumed.append(metrics), checkpoint_dir=checkpoint)
+    assert resumed == uninterrupted[2:]
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in Path(finished).iterdir()} == stamps
+    assert "ensemble" not in read_cell(first)[2]  # still the one-seed trial's files
+    for member, reference in zip(members, whole.members()):
+        pd.testing.assert_frame_equal(read_cell(member)[0],
+                                      read_cell(reference)[0])
+
+
+def test_block_metrics_average_the_members_and_keep_each_under_its_seed():
+    members = [{"evaluation": 2, "update": 4, "progress": 0.5, "dev_accuracy": 0.5, "best_dev_accuracy": 0.75,
+                "train_loss": 0.25},
+               {"evaluation": 2, "update": 4, "progress": 0.5, "dev_accuracy": 1.0, "best_dev_accuracy": 1.0,
+                "train_loss": 0.75}]
+    out = block_metrics(members, (7, 3))
+    assert out == {"evaluation": 2.0, "update": 4.0, "progress": 0.5, "dev_accuracy": 0.75, "best_dev_accuracy": 0.875,
+                   "train_loss": 0.5,
+                   "seed/7/dev_accuracy": 0.5, "seed/7/best_dev_accuracy": 0.75, "seed/7/train_loss": 0.25,
+                   "seed/3/dev_accuracy": 1.0, "seed/3/best_dev_accuracy": 1.0, "seed/3/train_loss": 0.75}
+
+
+@pytest.mark.parametrize("seeds, message", [((1, 0), "start with its seed 0"), ((0, 0), "distinct")])
+def test_a_seed_block_names_distinct_seeds_its_own_first(tiny_world, tmp_path, seeds, message):
+    with pytest.raises(ValueError, match=message):
+        replace(trial_spec(tiny_world, tmp_path), seeds=seeds)

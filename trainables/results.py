@@ -371,3 +371,18 @@ def listed_cells(experiment_dir: str) -> tuple[pafs.FileSystem, dict[tuple[str, 
             continue
         found.setdefault(key, {})[info.base_name] = info
     return fs, {key: CellFiles(cell_dir(experiment_dir, *key), fs, files) for key, files in found.items()}
+
+
+# each member's own figures in a seed block's Tune result, under seed/<seed>/
+MEMBER_METRICS = ("dev_accuracy", "best_dev_accuracy", "train_loss", "test_avg_accuracy")
+
+
+def block_metrics(member_metrics: list[Mapping[str, Any]], seeds: tuple[int, ...]) -> dict[str, float]:
+    """One Tune result for a seed block: every number the members report, averaged over them (so ASHA and Optuna
+    compare a block by its mean dev accuracy, the quantity selection ranks configurations by), and each member's
+    own under `seed/<seed>/`. Position fields (evaluation, update, progress) are the same in every member."""
+    keys = [k for k, v in member_metrics[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    out = {key: float(np.mean([m[key] for m in member_metrics])) for key in keys}
+    for seed, metrics in zip(seeds, member_metrics):
+        out.update({f"seed/{seed}/{key}": float(metrics[key]) for key in MEMBER_METRICS if key in metrics})
+    return out

@@ -23,7 +23,7 @@ from trainables.tasks import get_task
 INJECTION_POINTS = ("word_embeddings", "embeddings_output")
 
 # Keys of the nested config that do not define a configuration (they say where or how to run).
-_NOT_IDENTITY = ("seed", "stage", "experiment", "experiment_dir", "cache_dir", "num_threads", "data_fingerprints",
+_NOT_IDENTITY = ("seed", "seeds", "stage", "experiment", "experiment_dir", "cache_dir", "num_threads", "data_fingerprints",
                  "checkpoint_every")
 
 
@@ -81,10 +81,23 @@ class TrialSpec:
     num_threads: int | None = None
     data_fingerprints: Mapping[str, str] | None = None
     checkpoint_every: int = 1  # dev evaluations per Tune checkpoint (an mBERT one is ~2.8 GB)
+    # The seeds one trial trains together as a seed ensemble (trainables.ensemble), `seed` first; empty: `seed`
+    # alone. Each member is the cell `members()` names, with results of its own.
+    seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method_options", MappingProxyType(dict(self.method_options)))
         object.__setattr__(self, "languages", tuple(self.languages or get_task(self.task).languages))
+        object.__setattr__(self, "seeds", tuple(self.seeds))
+        if self.seeds and (self.seeds[0] != self.seed or len(set(self.seeds)) != len(self.seeds)):
+            raise ValueError(f"a seed block's seeds must be distinct and start with its seed {self.seed}, "
+                             f"got {list(self.seeds)}")
+
+    def members(self) -> tuple["TrialSpec", ...]:
+        """One one-seed spec per seed this trial trains (itself alone outside a seed block)."""
+        if len(self.seeds) <= 1:
+            return (dataclasses.replace(self, seeds=()),)
+        return tuple(dataclasses.replace(self, seed=seed, seeds=()) for seed in self.seeds)
 
     @property
     def epsilon(self) -> float | None:
@@ -128,7 +141,8 @@ class TrialSpec:
         """The nested plain dict that `from_dict` reads back (Tune's config, trial.json)."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out.update(data=dataclasses.asdict(self.data), training=dataclasses.asdict(self.training),
-                   method_options=dict(self.method_options), languages=list(self.languages))
+                   method_options=dict(self.method_options), languages=list(self.languages),
+                   seeds=list(self.seeds))
         if self.data_fingerprints is not None:
             out["data_fingerprints"] = dict(self.data_fingerprints)
         return out

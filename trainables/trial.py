@@ -17,7 +17,7 @@ import time
 import traceback
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -25,11 +25,14 @@ import torch
 
 from trainables import results
 from trainables.cache import TokenCache
-from trainables.loop import Report, TrainingRun, is_complete_checkpoint, use_bf16
+from trainables.loop import LoopState, Report, TrainingRun, is_complete_checkpoint, use_bf16
 from trainables.methods import Method, build_method
 from trainables.prepare import PreparedData, prepare_data
 from trainables.spec import TrialSpec, derive_seed
 from trainables.tasks import SOURCE_LANGUAGE, get_task
+
+if TYPE_CHECKING:
+    from trainables.ensemble import EnsembleReport
 
 
 def quiet_libraries() -> None:
@@ -172,34 +175,105 @@ def run_trial(
     for row in rows:
         row["best_step"] = run.state.best_update
     metrics = results.metrics_table(identity, rows)
-    info = trial_info(spec, method, run, data, device, {**timings, "total_seconds": time.perf_counter() - trial_started})
+    info = trial_info(spec, method, run.state, (run.total_updates, run.updates_per_epoch), data, device,
+                      {**timings, "total_seconds": time.perf_counter() - trial_started})
     results.write_results(out_dir, metrics, pa.concat_tables(predictions), info)
     run.close()
     return final_metrics(metrics)
 
 
+def run_seed_block(
+    spec: TrialSpec, report: EnsembleReport, checkpoint_dir: Path | None = None, device: torch.device | None = None
+) -> list[dict[str, float]]:
+    """`run_trial` for the seeds of a seed block trained as one ensemble (trainables.ensemble): each member's
+    cell gets the files its one-seed trial would write; a member whose cell is complete is never rewritten.
+
+    Returns each member's final metrics, in the order of `spec.seeds`.
+    """
+    from trainables.ensemble import EnsembleRun
+
+    members = spec.members()
+    cells = [results.cell_dir(m.experiment_dir, m.config_id, m.seed) for m in members]
+    if all(results.is_complete(cell) for cell in cells):
+        return [finished_cell(cell, m.stage) for cell, m in zip(cells, members)]
+    if spec.num_threads:
+        torch.set_num_threads(spec.num_threads)
+    gc.collect()
+    gc.freeze()
+    device = device or pick_device()
+    timings, trial_started = {}, time.perf_counter()
+    task = get_task(spec.task)
+    loaded = [load_model(m.model, task.num_labels, m.seed) for m in members]
+    tokenizer = loaded[0][0]
+    method = build_method(spec.method, {**spec.method_options, "cache_dir": spec.cache_dir})
+    shared = not (method.augmentation and spec.augmentation_per_seed)  # the paper: one augmented set for all seeds
+    data = [prepare_for(members[0], tokenizer, method)] * len(members) if shared else \
+        [prepare_for(m, tokenizer, method) for m in members]
+    timings["prepare_seconds"] = time.perf_counter() - trial_started
+    run = EnsembleRun([model for _, model in loaded], method, data, spec.training, seeds=spec.seeds,
+                      eval_every=spec.eval_every, pad_id=tokenizer.pad_token_id or 0, device=device)
+    if checkpoint_dir is not None:
+        run.load(checkpoint_dir)
+    started = time.perf_counter()
+    run.train(report)
+    timings["train_seconds"] = time.perf_counter() - started
+    run.restore_best()
+    started = time.perf_counter()
+    sets = [("dev", SOURCE_LANGUAGE, SOURCE_LANGUAGE, data[0].dev)] + [
+        ("test", l1, l2, split) for (l1, l2), split in data[0].tests.items()
+    ]
+    predicted = [run.predict(split) for *_, split in sets]  # (K, rows) each: every member in one pass
+    test_seconds = time.perf_counter() - started
+    finals = []
+    for k, (member, cell) in enumerate(zip(members, cells)):
+        if results.is_complete(cell):  # finished before a crash while the others' files were written
+            finals.append(finished_cell(cell, member.stage))
+            continue
+        identity = trial_identity(member)
+        rows, tables = [], []
+        for (split_name, lang1, lang2, split), predictions in zip(sets, predicted):
+            accuracy = float((predictions[k] == split.labels).mean())
+            rows.append({"split": split_name, "lang1": lang1, "lang2": lang2, "accuracy": accuracy, "n": len(split),
+                         "best_step": run.states[k].best_update})
+            tables.append(results.predictions_table(identity, split_name, lang1, lang2, split.labels, predictions[k],
+                                                    split.examples))
+        metrics = results.metrics_table(identity, rows)
+        member_timings = {**timings, **asdict(run.throughput[k]), "test_eval_seconds": test_seconds,
+                          "test_eval_examples": sum(row["n"] for row in rows), "ensemble_size": len(members),
+                          "total_seconds": time.perf_counter() - trial_started}
+        info = trial_info(member, method, run.states[k], (run.total_updates, run.updates_per_epoch), data[k], device,
+                          member_timings, ensemble=list(spec.seeds))
+        results.write_results(cell, metrics, pa.concat_tables(tables), info)
+        finals.append(final_metrics(metrics))
+    run.close()
+    return finals
+
+
 def trial_info(
-    spec: TrialSpec, method: Method, run: TrainingRun, data: PreparedData, device: torch.device,
-    timings: Mapping[str, float],
+    spec: TrialSpec, method: Method, state: LoopState, updates: tuple[int, int], data: PreparedData,
+    device: torch.device, timings: Mapping[str, float], ensemble: list[int] | None = None,
 ) -> dict[str, Any]:
-    """The resolved configuration and everything needed to interpret or reproduce the result."""
+    """The resolved configuration and everything needed to interpret or reproduce the result; `ensemble`: the
+    seeds it trained with as one seed ensemble (its timings are then the ensemble's)."""
     import datasets
     import ray
     import transformers
 
+    total, per_epoch = updates
     return {
         "spec": spec.to_dict(),
         "config_id": spec.config_id,
         "config_label": spec.config_label,
         "method": method.describe(),
         "train_data": dict(data.train_info),
-        "updates": run.total_updates,
-        "updates_per_epoch": run.updates_per_epoch,
+        "updates": total,
+        "updates_per_epoch": per_epoch,
         "eval_every": spec.eval_every,
         "effective_batch_size": spec.training.effective_batch_size,
-        "best_update": run.state.best_update,
-        "best_dev_accuracy": run.state.best_dev_accuracy,
-        "dev_history": run.state.history,
+        "best_update": state.best_update,
+        "best_dev_accuracy": state.best_dev_accuracy,
+        "dev_history": state.history,
+        **({"ensemble": {"seeds": ensemble}} if ensemble else {}),
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "bf16": use_bf16(spec.training.precision, device),
         "timings": dict(timings),
@@ -215,48 +289,67 @@ def training_function(config: dict[str, Any]) -> None:
 
     Besides Tune's own state, the cell keeps a status.json next to its results (attempt, host,
     pid, heartbeat with progress, or the error), so that `sweeper status` can tell running,
-    failed and done cells apart from the storage alone.
+    failed and done cells apart from the storage alone. A seed block (`seeds`) trains its members as one
+    ensemble and keeps every member's cell the same way.
     """
     from ray import tune
 
     quiet_libraries()
     spec = TrialSpec.from_dict(config)
-    cell = results.cell_dir(spec.experiment_dir, spec.config_id, spec.seed)
-    if results.is_complete(cell):
-        tune.report(finished_cell(cell, spec.stage))
+    members = spec.members()
+    cells = [results.cell_dir(m.experiment_dir, m.config_id, m.seed) for m in members]
+    block = len(spec.seeds) > 1
+    if all(results.is_complete(cell) for cell in cells):
+        finals = [finished_cell(cell, m.stage) for cell, m in zip(cells, members)]
+        tune.report(results.block_metrics(finals, spec.seeds) if block else finals[0])
         return
-    try:
-        attempt = (results.read_status(cell) or {}).get("attempt", 0) + 1
-    except results.DamagedFile:  # rewritten below; the attempt count starts again
-        attempt = 1
     with resumable_directory(tune.get_checkpoint()) as resume_from:
-        heartbeat = Heartbeat(cell, {"attempt": attempt, "host": platform.node(), "pid": os.getpid(),
-                                     "started": time.time(), "resumed_from_checkpoint": resume_from is not None,
-                                     "config_label": spec.config_label, "stage": spec.stage})
+        heartbeats = [Heartbeat(cell, {"attempt": _attempt(cell), "host": platform.node(), "pid": os.getpid(),
+                                       "started": time.time(), "resumed_from_checkpoint": resume_from is not None,
+                                       "config_label": spec.config_label, "stage": spec.stage,
+                                       **({"ensemble": list(spec.seeds)} if block else {})})
+                      for cell in cells if not results.is_complete(cell)]
+        report = tune_report(spec.checkpoint_every, heartbeats, spec.seeds if block else None)
         try:
-            final = run_trial(spec, tune_report(spec.checkpoint_every, heartbeat), resume_from)
+            if block:
+                final = results.block_metrics(run_seed_block(spec, report, resume_from), spec.seeds)
+            else:
+                final = run_trial(spec, report, resume_from)
         except SystemExit:  # Tune ending the trial (ASHA, or an interrupted run): the driver records which
-            heartbeat.halt()
+            for heartbeat in heartbeats:
+                heartbeat.halt()
             raise
         except BaseException as error:
-            heartbeat.stop("failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
+            for heartbeat in heartbeats:
+                heartbeat.stop("failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
             raise
-    heartbeat.stop("done", progress=1.0)
+    for heartbeat in heartbeats:
+        heartbeat.stop("done", progress=1.0)
     tune.report(final)
 
 
-def tune_report(checkpoint_every: int, heartbeat: Heartbeat) -> Report:
-    """The loop's `report` for Tune: metrics at every evaluation, a checkpoint at every `checkpoint_every`-th."""
+def _attempt(cell: str) -> int:
+    try:
+        return (results.read_status(cell) or {}).get("attempt", 0) + 1
+    except results.DamagedFile:  # rewritten by the heartbeat; the attempt count starts again
+        return 1
+
+
+def tune_report(checkpoint_every: int, heartbeats: list[Heartbeat], seeds: tuple[int, ...] | None = None) -> Report:
+    """The loop's `report` for Tune: metrics at every evaluation, a checkpoint at every `checkpoint_every`-th;
+    with `seeds`, the ensemble's (one metrics dict per member, reported as `block_metrics`)."""
     from ray import tune
 
-    def report(metrics: dict[str, Any], save) -> None:
-        if metrics["evaluation"] % checkpoint_every:
-            tune.report(metrics)
+    def report(metrics: Any, save) -> None:
+        result = results.block_metrics(metrics, seeds) if seeds else metrics
+        if result["evaluation"] % checkpoint_every:
+            tune.report(result)
         else:
             with tempfile.TemporaryDirectory() as directory:
                 save(Path(directory))
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
-        heartbeat.beat(progress=metrics["progress"], update=metrics["update"], evaluation=metrics["evaluation"])
+                tune.report(result, checkpoint=tune.Checkpoint.from_directory(directory))
+        for heartbeat in heartbeats:
+            heartbeat.beat(progress=result["progress"], update=result["update"], evaluation=result["evaluation"])
 
     return report
 
