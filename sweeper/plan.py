@@ -8,7 +8,7 @@ paired. The plan is also what `--dry-run` prints, with a device-hour estimate.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 from sweeper.schema import Sweep
@@ -179,6 +179,25 @@ def grid_cells(resolved: Resolved, stage: str, seeds: Sequence[int],
     return [make_cell(resolved, m, o, t, seed, stage) for m, o, t in configs for seed in seeds]
 
 
+def trials(cells: Sequence[Cell], seeds_per_trial: int) -> list[TrialSpec]:
+    """What Tune runs for these cells: each cell alone, or (seeds_per_trial > 1, a method that vectorizes) up to
+    that many seeds of one configuration as one seed block, in the cells' order of first seeds."""
+    if seeds_per_trial <= 1:
+        return [cell.spec for cell in cells]
+    groups: dict[str, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault(cell.config_id, []).append(cell)
+    blocks: list[tuple[int, TrialSpec]] = []
+    position = {id(cell): n for n, cell in enumerate(cells)}
+    for group in groups.values():
+        size = seeds_per_trial if DESCRIPTORS[group[0].method].vectorizes else 1
+        for start in range(0, len(group), size):
+            chunk = group[start : start + size]
+            spec = chunk[0].spec if len(chunk) == 1 else replace(chunk[0].spec, seeds=tuple(c.seed for c in chunk))
+            blocks.append((position[id(chunk[0])], spec))
+    return [spec for _, spec in sorted(blocks, key=lambda b: b[0])]
+
+
 def stage_seeds(sweep: Sweep, stage: str) -> list[int]:
     seeds = sweep.seed_list
     return seeds[: sweep.selection.search_seeds] if stage == "search" else seeds
@@ -283,6 +302,16 @@ def describe(resolved: Resolved, raw: Any = None, rates: Callable[[Any], Any] | 
         "",
         f"total: {total_trials} trials, about {total_hours:.1f} {device}-hours",
     ]
+    per_trial = sweep.execution.seeds_per_trial
+    if per_trial > 1:
+        together = [m for m in sweep.methods.enabled() if DESCRIPTORS[m].vectorizes]
+        alone = [m for m in sweep.methods.enabled() if not DESCRIPTORS[m].vectorizes]
+        blocks = sum(math.ceil(n_seeds / (per_trial if method in together else 1)) * n_configs
+                     for _, method, _, _, _, n_seeds, n_configs in _plan_rows(sweep, first, seeds))
+        lines.append(f"execution: up to {per_trial} seeds per trial as one seed ensemble ({', '.join(together) or 'none'}"
+                     + (f"; one seed per trial: {', '.join(alone)}" if alone else "")
+                     + f"): {blocks} Tune trials; the hours above are one-seed trials' (an ensemble's speed-up is "
+                       "measured by benchmarks/bench_ensemble.py)")
     for line, methods in sources.items():
         named = "" if len(sources) == 1 else f" ({', '.join(dict.fromkeys(methods))})"
         lines.append(f"throughput{named}: {line}")

@@ -204,6 +204,15 @@ class Augmentation(Strict):
     per_seed: bool = False  # False (the paper): one augmented set shared by all training seeds
 
 
+class Execution(Strict):
+    """How trials share a device. `seeds_per_trial` K > 1: one trial trains up to K seeds of one configuration as
+    a seed ensemble (trainables.ensemble: the same results as K one-seed trials, in the same kernels), for the
+    methods whose descriptor says they vectorize; the others keep one seed per trial. Give a block the device
+    share of K trials (resources.gpu)."""
+
+    seeds_per_trial: PositiveInt = 1
+
+
 class Estimate(Strict):
     """Throughput behind --dry-run's device-hours. Left out (or `estimate: auto`): measured figures where
     there are any (sweeper.throughput), assumed ones labelled as such where not; a figure given here is used
@@ -320,6 +329,7 @@ class Sweep(Strict):
     cache_dir: str = "~/.cache/robust-xlt/tokenized"
     estimate: Estimate = Estimate()
     tracking: Tracking = Tracking()
+    execution: Execution = Execution()
 
     @field_validator("experiment")
     @classmethod
@@ -369,6 +379,10 @@ class Sweep(Strict):
         self._grids_or_space()
         self._searched_methods_enabled()
         self._one_learning_rate_source()
+        if self.execution.seeds_per_trial > len(self.seed_list):
+            raise FieldError(["execution", "seeds_per_trial"],
+                             f"{self.execution.seeds_per_trial} seeds per trial exceed the {len(self.seed_list)} "
+                             f"seeds {self.seed_list}")
         return self
 
     def _one_learning_rate_source(self) -> None:
@@ -426,5 +440,10 @@ RUN_ONLY = ("resources", "max_failures", "reuse_actors", "checkpoints_to_keep", 
 
 
 def experiment_identity(sweep: Sweep) -> str:
-    """The configuration without RUN_ONLY settings: what `--resume` holds equal."""
-    return yaml.safe_dump(sweep.model_dump(mode="json", exclude=set(RUN_ONLY)), sort_keys=False)
+    """The configuration without RUN_ONLY settings: what `--resume` holds equal.
+
+    `execution` is part of it (Tune's saved trials are seed blocks or single seeds, and a resume restores them
+    as saved), but only where it differs from the default, so experiments from before it existed still resume.
+    """
+    exclude = set(RUN_ONLY) | ({"execution"} if sweep.execution == Execution() else set())
+    return yaml.safe_dump(sweep.model_dump(mode="json", exclude=exclude), sort_keys=False)

@@ -14,7 +14,7 @@ from sweeper import plan as planning
 from sweeper.experiment import add_to_plan, read_plan
 from sweeper.schema import Sweep
 from sweeper.selection import chosen_configuration, select_configurations
-from sweeper.tuning import Driver, asha_scheduler, cell_of, run_grid, run_optuna
+from sweeper.tuning import Driver, asha_scheduler, cells_of, run_grid, run_optuna
 from trainables import results
 
 
@@ -53,7 +53,7 @@ def ended(grid: Any, stage: str) -> None:
     only a finished trial's carries `finished`.
     """
     unfinished = [r for r in grid if r.error is None and "finished" not in (r.metrics or {})
-                  and not (r.config and _stopped(cell_of(r.config)))]  # no config: never started
+                  and not (r.config and all(_stopped(c) for c in cells_of(r.config)))]  # no config: never started
     if unfinished:
         raise Interrupted(f"the {stage} stage was interrupted with {len(unfinished)} trial(s) unfinished")
 

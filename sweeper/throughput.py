@@ -63,6 +63,8 @@ def trial_rates(info: Mapping[str, Any], gpu_fraction: float) -> tuple[float, fl
     if timings["train_examples"] <= 0 or train_time <= 0 or eval_time <= 0:
         return None
     share = 1.0 / gpu_fraction if info.get("device") != "cpu" and 0 < gpu_fraction < 1 else 1.0
+    # a member of a seed ensemble: its timings are the ensemble's, which trained and evaluated every member
+    share *= timings.get("ensemble_size", 1) if isinstance(timings.get("ensemble_size"), int) else 1
     train = timings["train_examples"] * passes / train_time * share
     evaluated = (timings["dev_eval_examples"] + timings["test_eval_examples"]) / eval_time * share
     return train, evaluated

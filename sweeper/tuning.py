@@ -17,6 +17,7 @@ from sweeper import cluster, recovery, tracking
 from sweeper import plan as planning
 from sweeper.schema import SEARCHABLE, Sweep
 from trainables import results
+from trainables.methods import DESCRIPTORS
 from trainables.spec import TrialSpec
 
 METRIC = "best_dev_accuracy"
@@ -25,8 +26,10 @@ METRIC = "best_dev_accuracy"
 def trial_spec(config: Mapping[str, Any]) -> TrialSpec:
     """What a Tune trial runs: its config's `trial` (a `TrialSpec.to_dict()`, Tune's samples filled in)."""
     spec = TrialSpec.from_dict(config["trial"] if "trial" in config else _older_layout(config))
-    if "__trial_index__" in config:  # Optuna + Repeater: the repeat index picks the seed
-        spec = replace(spec, seed=config["__seeds__"][config["__trial_index__"]])
+    if "__trial_index__" in config:  # Optuna + Repeater: the repeat index picks the seed (or the seed block)
+        picked = config["__seeds__"][config["__trial_index__"]]
+        block = tuple(picked) if isinstance(picked, (list, tuple)) else (picked,)
+        spec = replace(spec, seed=block[0], seeds=block if len(block) > 1 else ())
     return spec
 
 
@@ -57,14 +60,14 @@ class EarlyStops(tune.Callback):
         last = trial.last_result or {}
         if "finished" in last:
             return
-        results.mark_stopped(cell_of(trial.config), by="ASHA", evaluation=last.get("evaluation"),
-                             best_dev_accuracy=last.get(METRIC), trial_id=trial.trial_id)
+        for cell in cells_of(trial.config):  # a seed block is stopped as a whole, by its members' mean
+            results.mark_stopped(cell, by="ASHA", evaluation=last.get("evaluation"),
+                                 best_dev_accuracy=last.get(METRIC), trial_id=trial.trial_id)
 
 
-def cell_of(config: Mapping[str, Any]) -> str:
-    """The result folder of the cell a Tune trial config runs."""
-    spec = trial_spec(config)
-    return results.cell_dir(spec.experiment_dir, spec.config_id, spec.seed)
+def cells_of(config: Mapping[str, Any]) -> list[str]:
+    """The result folders of the cells a Tune trial config runs (one; a seed block's members)."""
+    return [results.cell_dir(m.experiment_dir, m.config_id, m.seed) for m in trial_spec(config).members()]
 
 
 class ProgressLine(tune.Callback):
@@ -183,24 +186,27 @@ def restore_tuner(path: str, resolved: planning.Resolved, name: str, total: int,
 
 def run_grid(resolved: planning.Resolved, name: str, cells: Sequence[planning.Cell], driver: Driver,
              scheduler: Any = None) -> Any:
-    space = {"trial": tune.grid_search([cell.spec.to_dict() for cell in cells])}
+    specs = planning.trials(cells, resolved.sweep.execution.seeds_per_trial)
+    space = {"trial": tune.grid_search([spec.to_dict() for spec in specs])}
     path = results.join(resolved.experiment_dir, name)
     if driver.resume and tune.Tuner.can_restore(path):
-        tuner = restore_tuner(path, resolved, name, len(cells), driver, scheduler)
+        tuner = restore_tuner(path, resolved, name, len(specs), driver, scheduler)
     else:
         tuner = tune.Tuner(
             _trainable(resolved.sweep), param_space=space,
             tune_config=tune.TuneConfig(scheduler=scheduler, reuse_actors=resolved.sweep.reuse_actors,
                                         trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
-            run_config=_run_config(resolved, name, len(cells), driver, scheduler),
+            run_config=_run_config(resolved, name, len(specs), driver, scheduler),
         )
     return tuner.fit()
 
 
 def _trial_name(trial: Any) -> str:
-    """`<method>-s<seed>-<trial id>`; under Optuna the repeat index stands for the seed."""
+    """`<method>-s<seed>-<trial id>` (a seed block: `s<first seed>x<seeds>`); under Optuna the repeat index
+    stands for the seed."""
     spec = TrialSpec.from_dict(trial.config["trial"])
-    return f"{spec.method}-s{trial.config.get('__trial_index__', spec.seed)}-{trial.trial_id}"
+    block = f"x{len(spec.seeds)}" if len(spec.seeds) > 1 else ""
+    return f"{spec.method}-s{trial.config.get('__trial_index__', spec.seed)}{block}-{trial.trial_id}"
 
 
 def _distribution(dist: Any) -> Any:
@@ -228,17 +234,19 @@ def run_optuna(resolved: planning.Resolved, method: str, stage: str, seeds: Sequ
             trial["training"][key] = _distribution(dist)
         elif method in owners:
             trial["method_options"][key] = _distribution(dist)
-    space = {"trial": trial, "__seeds__": list(seeds)}  # the seed: __seeds__[__trial_index__] (Repeater)
+    size = sweep.execution.seeds_per_trial if DESCRIPTORS[method].vectorizes else 1
+    blocks = [list(seeds[i : i + size]) for i in range(0, len(seeds), size)] if size > 1 else list(seeds)
+    space = {"trial": trial, "__seeds__": blocks}  # the seed (block): __seeds__[__trial_index__] (Repeater)
     name = f"tune-{stage}-{method}"
     path = results.join(resolved.experiment_dir, name)
-    total = sweep.search.num_samples * len(seeds)
+    total = sweep.search.num_samples * len(blocks)
     if driver.resume and tune.Tuner.can_restore(path):
         return restore_tuner(path, resolved, name, total, driver, scheduler).fit()
     searcher = OptunaSearch(sampler=TPESampler(seed=sweep.search.seed), metric=METRIC, mode="max")
     tuner = tune.Tuner(
         _trainable(sweep), param_space=space,
-        tune_config=tune.TuneConfig(search_alg=Repeater(searcher, repeat=len(seeds)),
-                                    scheduler=scheduler, num_samples=sweep.search.num_samples * len(seeds),
+        tune_config=tune.TuneConfig(search_alg=Repeater(searcher, repeat=len(blocks)),
+                                    scheduler=scheduler, num_samples=total,
                                     reuse_actors=sweep.reuse_actors, trial_name_creator=_trial_name,
                                     trial_dirname_creator=_trial_name),
         run_config=_run_config(resolved, name, total, driver, scheduler),

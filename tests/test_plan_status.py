@@ -190,6 +190,49 @@ def test_a_cell_is_its_trial_spec_from_the_plan_to_the_trainable(resolved):
     assert _trial_name(SimpleNamespace(config=repeated, trial_id="x_00002")) == f"{cell.method}-s1-x_00002"
 
 
+def test_seed_blocks_group_a_configurations_seeds_and_leave_methods_that_do_not_vectorize_alone(tiny_world, tmp_path):
+    from types import SimpleNamespace
+
+    from sweeper.stages import _seed_major
+    from sweeper.tuning import _trial_name, cells_of, trial_spec
+
+    config = write_config(tmp_path / "sweep.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache",
+                          methods={"baseline": {}, "adv": {"epsilon": [0.1]}, "r3f": {}}, seeds=[4, 1, 9, 2, 7],
+                          execution={"seeds_per_trial": 2})
+    resolved = planning.resolve(load_config(config), str(tmp_path / "runs" / "exp"))
+    cells = _seed_major(planning.grid_cells(resolved, "grid", resolved.sweep.seed_list))
+    trials = planning.trials(cells, 2)
+    blocks = [(t.method, t.seeds or (t.seed,)) for t in trials]
+    # seed blocks in the order of their first seed; r3f (vectorizes=False) one seed per trial
+    assert blocks == [("baseline", (1, 2)), ("adv", (1, 2)), ("r3f", (1,)), ("r3f", (2,)), ("baseline", (4, 7)),
+                      ("adv", (4, 7)), ("r3f", (4,)), ("r3f", (7,)), ("baseline", (9,)), ("adv", (9,)), ("r3f", (9,))]
+    assert sorted((m.config_id, m.seed) for t in trials for m in t.members()) == sorted((c.config_id, c.seed)
+                                                                                     for c in cells)
+    assert planning.trials(cells, 1) == [c.spec for c in cells]
+    block = trials[0]
+    config = {"trial": block.to_dict()}
+    assert trial_spec(config) == block and block.config_id == cells[0].config_id
+    assert [Path(c).name for c in cells_of(config)] == ["seed-1", "seed-2"]
+    assert _trial_name(SimpleNamespace(config=config, trial_id="x_1")) == "baseline-s1x2-x_1"
+    repeated = {"trial": cells[0].spec.to_dict(), "__seeds__": [[4, 1], [9, 2], [7]], "__trial_index__": 1}
+    assert trial_spec(repeated).seeds == (9, 2) and trial_spec(repeated).seed == 9  # Optuna + Repeater, blocks
+    assert trial_spec({**repeated, "__trial_index__": 2}).seeds == ()
+    plan = planning.describe(resolved)
+    assert ("execution: up to 2 seeds per trial as one seed ensemble (baseline, adv; one seed per trial: r3f): "
+            "11 Tune trials") in plan
+
+
+def test_seeds_per_trial_left_at_its_default_keeps_an_older_experiments_identity(tiny_world, tmp_path):
+    """An experiment started before `execution` existed must still resume: its identity has no such key."""
+    from sweeper.schema import experiment_identity
+
+    plain = load_config(write_config(tmp_path / "a.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache"))
+    assert "execution" not in experiment_identity(plain)
+    blocks = load_config(write_config(tmp_path / "b.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache",
+                                      execution={"seeds_per_trial": 3}))
+    assert "seeds_per_trial: 3" in experiment_identity(blocks)  # a resume with other blocks is refused
+
+
 def test_a_trial_config_saved_before_the_one_form_spec_still_reads(resolved):
     """Tune state written by the previous layout (common fields with a placeholder baseline at seed 0, the cell's
     own fields under `cell`) restores after an upgrade: the trainable reads the same spec from either form."""

@@ -36,6 +36,8 @@ def test_a_trials_rates_are_its_passes_over_its_training_time_per_full_device():
     assert throughput.trial_rates(info("adv", {"epsilon": 0.1, "pgd_steps": 2}), 1.0)[0] == pytest.approx(300.0)
     cpu = info(device="cpu", bf16=False)
     assert throughput.trial_rates(cpu, 0.5) == pytest.approx((100.0, 200.0))  # per CPU trial, no device share
+    # a member of a 4-seed ensemble: the ensemble's time trained and evaluated 4 members' examples
+    assert throughput.trial_rates(info(ensemble_size=4), 1.0) == pytest.approx((400.0, 800.0))
 
 
 @pytest.mark.parametrize("broken", [

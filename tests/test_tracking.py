@@ -51,6 +51,31 @@ def test_trial_metrics_keep_the_loops_numbers_and_the_test_accuracies_only():
     assert tracking.outcome({"evaluation": 1}, False) == "stopped" and tracking.outcome(None, True) == "failed"
 
 
+def test_a_seed_block_is_one_run_with_each_members_figures_under_its_seed(tmp_path):
+    """A seed ensemble is one Tune trial: one run named by its seeds, its members' figures under seed/<seed>/, and
+    the evaluations a killed driver never handed over rebuilt from every member's saved history."""
+    from dataclasses import replace
+
+    from sweeper.tracking.common import run_name, saved_evaluations
+    from trainables import results
+
+    spec = TrialSpec(experiment="e", experiment_dir=str(tmp_path), task="pawsx", model="m", method="rs_rp", seed=3,
+                     method_options={"epsilon": 0.1}, seeds=(3, 5))
+    assert tracking.trial_params(spec)["seeds"] == "3,5" and "seeds" not in tracking.trial_params(replace(spec, seeds=()))
+    assert run_name(spec) == "rs_rp eps=0.1 s3-5" and run_name(replace(spec, seeds=())) == "rs_rp eps=0.1 s3"
+    assert tracking.trial_metrics({"dev_accuracy": 0.5, "seed/3/dev_accuracy": 0.25, "seed/5/dev_accuracy": 0.75}) == \
+        {"dev_accuracy": 0.5, "seed/3/dev_accuracy": 0.25, "seed/5/dev_accuracy": 0.75}
+    assert saved_evaluations(spec) == []  # nothing saved yet
+    for member, accuracies in zip(spec.members(), ([0.5, 0.75], [1.0, 0.25])):
+        cell = results.cell_dir(member.experiment_dir, member.config_id, member.seed)
+        Path(cell).mkdir(parents=True)
+        history = [{"update": 2 * n, "train_loss": 0.5, "dev_accuracy": a} for n, a in enumerate(accuracies, 1)]
+        Path(cell, results.TRIAL_INFO).write_text(json.dumps({"dev_history": history}))
+    saved = saved_evaluations(spec)
+    assert [(e["evaluation"], e["dev_accuracy"], e["seed/3/dev_accuracy"], e["seed/5/dev_accuracy"]) for e in saved] \
+        == [(1.0, 0.75, 0.5, 1.0), (2.0, 0.5, 0.75, 0.25)]
+
+
 # -------------------------------------------------------------------------- a service that fails
 class Clock:
     def __init__(self):

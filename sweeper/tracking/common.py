@@ -27,6 +27,8 @@ def trial_params(spec: TrialSpec) -> dict[str, Any]:
     params.update({key: value for key, value in sorted(spec.method_options.items()) if key not in params})
     params.update({f"training/{key}": value for key, value in vars(spec.training).items()})
     params["augmentation_seed"] = spec.effective_augmentation_seed
+    if len(spec.seeds) > 1:  # a seed block: one run for its members, each member's figures under seed/<seed>/
+        params["seeds"] = ",".join(map(str, spec.seeds))
     return params
 
 
@@ -34,7 +36,7 @@ def trial_metrics(result: Mapping[str, Any]) -> dict[str, float]:
     """The numbers of one Tune result worth a chart: the loop's evaluation metrics or the final accuracies."""
     keep = EVALUATION_METRICS + FINAL_METRICS
     return {key: float(value) for key, value in result.items()
-            if (key in keep or key.startswith("test/")) and isinstance(value, (int, float))
+            if (key in keep or key.startswith(("test/", "seed/"))) and isinstance(value, (int, float))
             and not isinstance(value, bool)}
 
 
@@ -45,14 +47,23 @@ def saved_evaluations(spec: TrialSpec) -> list[dict[str, float]]:
     unflushed buffer. At a trial's end the callbacks log the ones they lack from here."""
     from trainables import results
 
-    cell = results.cell_dir(spec.experiment_dir, spec.config_id, spec.seed)
-    info = results.read_json(results.join(cell, results.TRIAL_INFO)) or {}
-    return [{"evaluation": float(n), **{k: float(v) for k, v in row.items()}}
-            for n, row in enumerate(info.get("dev_history", []), 1)]
+    histories = []
+    for member in spec.members():
+        cell = results.cell_dir(member.experiment_dir, member.config_id, member.seed)
+        info = results.read_json(results.join(cell, results.TRIAL_INFO)) or {}
+        histories.append([{"evaluation": float(n), **{k: float(v) for k, v in row.items()}}
+                          for n, row in enumerate(info.get("dev_history", []), 1)])
+    if len(histories) == 1:
+        return histories[0]
+    if not all(histories):  # a member without saved results: the block has not finished
+        return []
+    # a seed block's evaluations as it reported them (trainables.results.block_metrics)
+    return [results.block_metrics(list(rows), spec.seeds) for rows in zip(*histories)]
 
 
 def run_name(spec: TrialSpec) -> str:
-    return f"{spec.config_label} s{spec.seed}"
+    seeds = f"s{spec.seeds[0]}-{spec.seeds[-1]}" if len(spec.seeds) > 1 else f"s{spec.seed}"
+    return f"{spec.config_label} {seeds}"
 
 
 def outcome(last_result: Mapping[str, Any] | None, failed: bool) -> str:
