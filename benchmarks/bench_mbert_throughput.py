@@ -11,8 +11,9 @@ PAWS-X- and XNLI-shaped batches of random token ids:
 
 Settings, each measured in its own process after warm-up updates: one trial in fp32 and in bf16 autocast,
 with 8 x 4 accumulation (the scripts) and with one micro-batch of 32; k trials sharing the device (what
-fractional GPUs do; on CPU the cores are split between them), their examples/s summed. Seed-vectorized
-trials (issue 10, item 1) are not built yet, so they have no row.
+fractional GPUs do; on CPU the cores are split between them), their examples/s summed; K seeds trained as one
+seed ensemble (trainables.ensemble: `EnsembleRun.update` and `predict`), the K members' examples/s summed, with
+eager attention (what the ensemble uses by default) and, on CUDA, SDPA.
 
 Sizes: `full` is mBERT's shape; `reduced` (hidden 256, 4 layers, 4 heads, mBERT's vocabulary) keeps a CPU run
 short. Default: full on CUDA, reduced on CPU; `--records` also measures the full shape's one-trial figures
@@ -47,15 +48,20 @@ SHAPES = {
 }
 TASK_LENGTHS = {"pawsx": 60, "xnli": 45}  # mean word pieces per pair (see the docstring)
 NUM_LABELS = {"pawsx": 2, "xnli": 3}
-# (name, precision, micro-batch, accumulation, trials sharing the device)
+# (name, precision, micro-batch, accumulation, trials sharing the device, seeds per trial, ensemble attention)
 SETTINGS = [
-    ("one trial, fp32, 8 x 4", "fp32", 8, 4, 1),
-    ("one trial, bf16, 8 x 4", "bf16", 8, 4, 1),
-    ("one trial, fp32, 32 x 1", "fp32", 32, 1, 1),
-    ("one trial, bf16, 32 x 1", "bf16", 32, 1, 1),
-    ("2 trials sharing the device, bf16, 8 x 4", "bf16", 8, 4, 2),
-    ("4 trials sharing the device, bf16, 8 x 4", "bf16", 8, 4, 4),
+    ("one trial, fp32, 8 x 4", "fp32", 8, 4, 1, 1, None),
+    ("one trial, bf16, 8 x 4", "bf16", 8, 4, 1, 1, None),
+    ("one trial, fp32, 32 x 1", "fp32", 32, 1, 1, 1, None),
+    ("one trial, bf16, 32 x 1", "bf16", 32, 1, 1, 1, None),
+    ("2 trials sharing the device, bf16, 8 x 4", "bf16", 8, 4, 2, 1, None),
+    ("4 trials sharing the device, bf16, 8 x 4", "bf16", 8, 4, 4, 1, None),
+    ("4 seeds as one ensemble, fp32, 8 x 4", "fp32", 8, 4, 1, 4, "eager"),
+    ("4 seeds as one ensemble, bf16, 8 x 4", "bf16", 8, 4, 1, 4, "eager"),
+    ("10 seeds as one ensemble, bf16, 8 x 4", "bf16", 8, 4, 1, 10, "eager"),
+    ("10 seeds as one ensemble, bf16, 8 x 4, SDPA", "bf16", 8, 4, 1, 10, "sdpa"),
 ]
+CPU_SEEDS = 4  # the largest ensemble measured on CPU (the reduced model's K copies and their Adam state)
 
 
 def synthetic_split(task: str, rows: int, vocab: int, seed: int):
@@ -77,11 +83,14 @@ def synthetic_split(task: str, rows: int, vocab: int, seed: int):
         examples=np.arange(rows, dtype=np.int64))
 
 
-def measure(size: str, task: str, precision: str, batch: int, accumulation: int, updates: int, threads: int) -> dict:
-    """One trial's training and evaluation examples/s, in this process."""
+def measure(size: str, task: str, precision: str, batch: int, accumulation: int, updates: int, threads: int,
+            seeds: int = 1, attention: str | None = None) -> dict:
+    """One trial's training and evaluation examples/s, in this process (`seeds` > 1: one seed ensemble's, its
+    members' examples summed)."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
+    from trainables.ensemble import EnsembleRun
     from trainables.loop import TrainingRun
     from trainables.methods import build_method
     from trainables.prepare import PreparedData
@@ -98,33 +107,47 @@ def measure(size: str, task: str, precision: str, batch: int, accumulation: int,
     data = PreparedData(train=train, dev=evaluation, tests={}, train_info={}, built=())
     spec = TrainingSpec(per_device_batch_size=batch, gradient_accumulation=accumulation, precision=precision,
                         epochs=1)
-    run = TrainingRun(model, build_method("baseline", {}), data, spec, seed=0, eval_every=10**9, pad_id=0,
-                      device=device)
-    model.train()
-    batches = run.epoch_batches(0)
-    groups = [batches[i:i + accumulation] for i in range(0, len(batches), accumulation)]
+    if seeds > 1:
+        models = [model] + [BertForSequenceClassification(config) for _ in range(seeds - 1)]
+        run = EnsembleRun(models, build_method("baseline", {}), [data] * seeds, spec, seeds=range(seeds),
+                          eval_every=10**9, pad_id=0, device=device, attention=attention or "eager")
+        batches_of = lambda: [run_batches(seed) for seed in range(seeds)]  # noqa: E731
+    else:
+        run = TrainingRun(model, build_method("baseline", {}), data, spec, seed=0, eval_every=10**9, pad_id=0,
+                          device=device)
+        model.train()
+        batches_of = lambda: [run_batches(0)]  # noqa: E731
+
+    def run_batches(seed: int) -> list:
+        from trainables.loop import epoch_batches
+
+        return epoch_batches(train, spec, seed, 0)
+
+    per_member = batches_of()
+    groups = [[b[i:i + accumulation] for b in per_member] for i in range(0, len(per_member[0]), accumulation)]
+    update = run.update if seeds > 1 else (lambda group: run.update(group[0]))
     for group in groups[:warmup]:
-        run.update(group)
+        update(group)
     started, examples = time.perf_counter(), 0
     for group in groups[warmup:warmup + updates]:
-        run.update(group)  # returns a Python float: the device has finished the update
-        examples += sum(len(b) for b in group)
+        update(group)  # returns Python floats: the device has finished the update
+        examples += sum(len(b) for member in group for b in member)
     train_seconds = time.perf_counter() - started
     run.predict(evaluation)  # warm-up at evaluation shapes
     started = time.perf_counter()
     run.predict(evaluation)
     eval_seconds = time.perf_counter() - started
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
-    return {"train": examples / train_seconds, "eval": len(evaluation) / eval_seconds, "peak_gib": peak,
+    return {"train": examples / train_seconds, "eval": seeds * len(evaluation) / eval_seconds, "peak_gib": peak,
             "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu"}
 
 
 def in_processes(size: str, task: str, precision: str, batch: int, accumulation: int, updates: int,
-                 trials: int, cores: int) -> dict:
+                 trials: int, cores: int, seeds: int = 1, attention: str | None = None) -> dict:
     """`trials` concurrent processes on the device; their rates summed (each gets cores // trials threads)."""
     threads = max(1, cores // trials)
     command = [sys.executable, __file__, "--worker", json.dumps([size, task, precision, batch, accumulation,
-                                                                  updates, threads])]
+                                                                  updates, threads, seeds, attention])]
     processes = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=REPO) for _ in range(trials)]
     outputs = []
     for process in processes:
@@ -175,10 +198,10 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0))
     rows, records = [], []
     for task in TASK_LENGTHS:
-        for name, precision, batch, accumulation, trials in SETTINGS:
-            if trials > 1 and not cuda and trials > cores:
-                continue
-            result = in_processes(size, task, precision, batch, accumulation, updates, trials, cores)
+        for name, precision, batch, accumulation, trials, seeds, attention in SETTINGS:
+            if not cuda and (trials > cores or seeds > CPU_SEEDS or attention == "sdpa"):
+                continue  # the CPU has 2 cores, and no vmap rule for SDPA (it falls back to a loop)
+            result = in_processes(size, task, precision, batch, accumulation, updates, trials, cores, seeds, attention)
             peak = "n/a (CPU)" if result["peak_gib"] is None else f"{result['peak_gib']:.1f}"
             rows.append([task, name, f"{result['train']:.1f}", f"{result['eval']:.1f}", peak])
             print(rows[-1], flush=True)
@@ -199,8 +222,9 @@ def main() -> None:
     shape = ", ".join(f"{k} {v}" for k, v in SHAPES[size].items())
     body = (f"Device: {device}. Model: {size} shape ({shape}), random weights, dropout 0.1; {updates} timed updates "
             f"of 32 examples per setting after 2 warm-up updates, evaluation over "
-            f"{1024 if cuda else 128} examples; k trials = k processes at once, rates summed. Training examples/s "
-            "count forward+backward passes (baseline); seed-vectorized trials are not built yet.\n\n"
+            f"{1024 if cuda else 128} examples; k trials = k processes at once, rates summed; K seeds as one ensemble = "
+            "one process, the members' rates summed. Training examples/s count forward+backward passes "
+            "(baseline).\n\n"
             + markdown_table(["task", "setting", "train examples/s", "eval examples/s", "peak GiB"], rows))
     if records:
         body += "\n\nRecorded for `estimate: auto` (sweeper/throughput.json), full mBERT shape:\n\n" + markdown_table(
