@@ -43,10 +43,21 @@ class Training(Strict):
     eval_every: PositiveInt | None = None
     eval_batch_size: PositiveInt = 64
     freeze_word_embeddings: bool = False
-    length_grouping: bool = True
+    # true: batches of similar length, grouped per seed; shared: on a length schedule every seed shares (what a seed
+    # ensemble pads least: trainables.batching.shared_length_batches); false: uniform shuffling (the scripts)
+    length_grouping: bool | Literal["shared"] = True
     padding: Literal["dynamic", "max_length"] = "dynamic"
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     max_updates: PositiveInt | None = None
+
+    @field_validator("length_grouping", mode="before")
+    @classmethod
+    def _grouping(cls, value: Any) -> Any:
+        """One message naming the three values instead of pydantic's one per member of the union."""
+        if isinstance(value, bool) or value == "shared":
+            return value
+        raise ValueError(f"give true (grouped per seed), shared (a length schedule every seed shares) or false "
+                         f"(uniform shuffling), got {value!r}")
 
 
 # ===================================================================================== methods

@@ -145,6 +145,8 @@ CASES = [
          ("selection.protocol 'two_stage'", "got protocol 'paper'")),
     Case("search-seeds-exceed-seeds", {19: "selection: {protocol: two_stage, search_seeds: 6}"}, 19,
          "selection.search_seeds", ("6 search seeds exceed the 5 seeds",)),
+    Case("length-grouping-typo", {16: "  precision: auto\n  length_grouping: sharded"}, 17, "training.length_grouping",
+         ("give true (grouped per seed), shared", "or false", "got 'sharded'")),
     Case("seeds-per-trial-exceed-seeds", {19: "execution: {seeds_per_trial: 6}"}, 19,
          "execution.seeds_per_trial", ("6 seeds per trial exceed the 5 seeds",)),
     Case("seeds-per-trial-zero", {19: "execution: {seeds_per_trial: 0}"}, 19,

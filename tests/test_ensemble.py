@@ -71,16 +71,18 @@ def test_the_settings_put_filler_rows_and_a_short_batch_in_different_places(tiny
     assert len({tuple(s) for s in short}) > 1, short
 
 
-@pytest.mark.parametrize("method_name", PAPER_METHODS)
-def test_each_member_is_its_one_seed_trial(tiny_world, tmp_path, method_name):
-    run, data = ensemble(tiny_world, tmp_path / "ensemble", method_name)
+@pytest.mark.parametrize("method_name, grouping", [*((m, True) for m in PAPER_METHODS), ("rs_rp", "shared")])
+def test_each_member_is_its_one_seed_trial(tiny_world, tmp_path, method_name, grouping):
+    training = {**TRAINING, "length_grouping": grouping}
+    run, data = ensemble(tiny_world, tmp_path / "ensemble", method_name, training=training)
     reports = []
     run.train(lambda metrics, save: reports.append(metrics))
     run.restore_best()
     predictions = {name: run.predict(split) for name, split in data.tests.items()}
     assert len(reports) >= 3
     for k, seed in enumerate(SEEDS):
-        alone, alone_reports, alone_predictions = one_seed(tiny_world, tmp_path / f"s{seed}", method_name, seed)
+        alone, alone_reports, alone_predictions = one_seed(tiny_world, tmp_path / f"s{seed}", method_name, seed,
+                                                           training)
         member_reports = [r[k] for r in reports]
         assert [r["train_loss"] for r in member_reports] == pytest.approx(
             [r["train_loss"] for r in alone_reports], abs=1e-5)

@@ -91,6 +91,30 @@ def length_grouped_batches(
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def shared_length_batches(
+    lengths: np.ndarray, batch_size: int, rng: np.random.Generator, schedule: np.random.Generator,
+    group_factor: int = 50,
+) -> list[np.ndarray]:
+    """Batches of similar lengths whose length schedule is the same for every seed (seed ensembles).
+
+    The rows sorted by length, a function of the data alone, are cut into buckets of `group_factor` batches; the
+    seed's `rng` shuffles the rows of each bucket (ties in length included) and cuts it into batches, longest
+    first; `schedule`, the same generator for every seed, orders all the buckets' batches. Batch j of any two
+    seeds then comes from the same place in the same bucket, so a seed ensemble pads them to nearly one width,
+    where per-seed grouped batches (`length_grouped_batches`) would be padded to the widest of K random ones.
+    """
+    order = np.argsort(lengths, kind="stable")
+    mega = batch_size * group_factor
+    per_bucket = []
+    for start in range(0, len(order), mega):
+        rows = order[start : start + mega]
+        rows = rows[rng.permutation(len(rows))]
+        rows = rows[np.argsort(-lengths[rows], kind="stable")]
+        per_bucket.append([rows[i : i + batch_size] for i in range(0, len(rows), batch_size)])
+    slots = [batch for batches in per_bucket for batch in batches]
+    return [slots[i] for i in schedule.permutation(len(slots))]
+
+
 def random_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Plain shuffled batches (no length grouping)."""
     order = rng.permutation(len(lengths))

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from transformers import get_linear_schedule_with_warmup
 
-from trainables.batching import TokenizedSplit, collate, evaluation_batches, length_grouped_batches, random_batches
+from trainables.batching import (TokenizedSplit, collate, evaluation_batches, length_grouped_batches, random_batches,
+                                 shared_length_batches)
 from trainables.injection import EmbeddingInjector
 from trainables.methods import Method, StepContext
 from trainables.prepare import PreparedData
@@ -68,6 +69,9 @@ def epoch_batches(train: TokenizedSplit, training: TrainingSpec, seed: int, epoc
     """An epoch's micro-batches: a function of (seed, epoch) only, shared by all methods (and by a seed's
     member of an ensemble)."""
     rng = np.random.default_rng([derive_seed(seed, "data-order"), epoch])
+    if training.length_grouping == "shared":  # the length schedule of an epoch: the same for every seed
+        schedule = np.random.default_rng([derive_seed(0, "length-schedule"), epoch])
+        return shared_length_batches(train.lengths, training.per_device_batch_size, rng, schedule)
     sampler = length_grouped_batches if training.length_grouping else random_batches
     return sampler(train.lengths, training.per_device_batch_size, rng)
 

@@ -51,7 +51,7 @@ class TrainingSpec:
     eval_every: int | None = None  # None: the task's (500 PAWS-X, 1000 XNLI)
     eval_batch_size: int = 64
     freeze_word_embeddings: bool = False
-    length_grouping: bool = True
+    length_grouping: bool | str = True  # True: per seed (HF's LengthGroupedSampler) | "shared": one length schedule
     padding: str = "dynamic"  # dynamic (to the batch's longest) | max_length (XTREME's scripts)
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
     max_updates: int | None = None  # stop early (smoke tests, benchmarks); None: full epochs
