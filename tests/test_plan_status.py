@@ -190,7 +190,9 @@ def test_a_cell_is_its_trial_spec_from_the_plan_to_the_trainable(resolved):
     assert _trial_name(SimpleNamespace(config=repeated, trial_id="x_00002")) == f"{cell.method}-s1-x_00002"
 
 
-def test_seed_blocks_group_a_configurations_seeds_and_leave_methods_that_do_not_vectorize_alone(tiny_world, tmp_path):
+def test_seed_blocks_group_a_configurations_seeds_and_leave_methods_that_do_not_vectorize_alone(tiny_world, tmp_path,
+                                                                                               monkeypatch):
+    from dataclasses import replace
     from types import SimpleNamespace
 
     from sweeper.stages import _seed_major
@@ -200,6 +202,9 @@ def test_seed_blocks_group_a_configurations_seeds_and_leave_methods_that_do_not_
                           methods={"baseline": {}, "adv": {"epsilon": [0.1]}, "r3f": {}}, seeds=[4, 1, 9, 2, 7],
                           execution={"seeds_per_trial": 2})
     resolved = planning.resolve(load_config(config), str(tmp_path / "runs" / "exp"))
+    # every shipped method vectorizes; a plugin that does not is played here by r3f
+    monkeypatch.setattr(planning, "DESCRIPTORS", {**planning.DESCRIPTORS,
+                                                  "r3f": replace(planning.DESCRIPTORS["r3f"], vectorizes=False)})
     cells = _seed_major(planning.grid_cells(resolved, "grid", resolved.sweep.seed_list))
     trials = planning.trials(cells, 2)
     blocks = [(t.method, t.seeds or (t.seed,)) for t in trials]

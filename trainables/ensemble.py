@@ -11,9 +11,10 @@ those of the one-seed trial of seed k (tests/test_ensemble.py holds them equal, 
 How K micro-batches share one call: member k's micro-batch is collated as its one-seed trial collates it,
 then padded to the widest and the most rows of the K: pad tokens are masked out of attention, and extra rows
 repeat one of the member's real rows with label -100, so they carry no loss and no gradient. The loss a
-method gets from `ctx.forward` is sum_k w_k * CE_k (w_k: the member's gradient-accumulation weight), so the
-gradient reaching member k's parameters, and its delta, is exactly its own. Noise comes from `ctx.uniform()`,
-which draws each member's rows from that member's generator, in its one-seed shape.
+method gets from `ctx.forward` (or `ctx.loss_of`, `ctx.mean_over_examples`) is sum_k w_k * loss_k (w_k: the
+member's gradient-accumulation weight), so the gradient reaching member k's parameters, and its delta, is exactly
+its own, and since w is a leaf tensor, d loss / d w_k is member k's loss for the log. Noise comes from
+`ctx.uniform()` / `ctx.normal()`, which draw each member's rows from that member's generator, in its one-seed shape.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ class EnsembleRun:
         self.states = [LoopState() for _ in self.seeds]
         self.throughput = [Throughput() for _ in self.seeds]
         self.best_weights: list[dict[str, torch.Tensor] | None] = [None] * self.size
-        self._last_forward: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._backpropagated = torch.zeros(self.size, device=device)
 
     # ---------------------------------------------------------------- one call
     def logits(self, inputs: dict[str, torch.Tensor], delta: torch.Tensor | None, *, shared: bool = False,
@@ -175,32 +176,43 @@ class EnsembleRun:
                       to(torch.tensor([b for b, _ in shapes], dtype=torch.float32)), shapes)
 
     def step_context(self, indices: Sequence[np.ndarray], weights: torch.Tensor) -> StepContext:
+        """The hooks' context for K micro-batches: what a method computes from it is a sum over members, each
+        member's part weighted by its `weights` entry (a leaf tensor: d loss / d weights[k] is member k's loss)."""
         batch = self.collate([d.train for d in self.data], indices)
         size, rows, width = batch.mask.shape
         shape = (size, rows, width, self.hidden_size)
+        real = (batch.labels != IGNORED).to(torch.float32)  # (K, B): the members' own rows
 
-        def forward(delta: torch.Tensor | None) -> torch.Tensor:
-            out = self.logits(batch.inputs, None if delta is None else delta.view(shape))
-            losses = F.cross_entropy(out.flatten(0, 1), batch.labels.flatten(), reduction="none",
-                                     ignore_index=IGNORED).view(size, rows).sum(1) / batch.rows
-            loss = (losses * weights).sum()
-            self._last_forward = (loss, losses.detach())
-            return loss
+        def logits(delta: torch.Tensor | None, detach: bool = False) -> torch.Tensor:
+            out = self.logits(batch.inputs, None if delta is None else delta.view(shape), detach=detach)
+            return out.flatten(0, 1)  # (K * B, classes), member-major like delta and mask
 
-        def draw_uniform() -> torch.Tensor:
-            noise = torch.zeros(shape, device=self.device, dtype=torch.float32)
-            for k, (b, w) in enumerate(batch.shapes):
-                noise[k, :b, :w] = torch.rand((b, w, self.hidden_size), generator=self.noise[k], device=self.device,
+        def example_mean(values: torch.Tensor) -> torch.Tensor:
+            means = (values.view(size, rows) * real).sum(1) / batch.rows
+            return (means * weights).sum()
+
+        def loss_of(out: torch.Tensor) -> torch.Tensor:
+            return example_mean(F.cross_entropy(out, batch.labels.flatten(), reduction="none", ignore_index=IGNORED))
+
+        def draw(sample: Callable[..., torch.Tensor]) -> Callable[[], torch.Tensor]:
+            def member_draws() -> torch.Tensor:
+                noise = torch.zeros(shape, device=self.device, dtype=torch.float32)
+                for k, (b, w) in enumerate(batch.shapes):  # member k's rows, in its one-seed shape, from its generator
+                    noise[k, :b, :w] = sample((b, w, self.hidden_size), generator=self.noise[k], device=self.device,
                                               dtype=torch.float32)
-            return noise.view(size * rows, width, self.hidden_size)
+                return noise.view(size * rows, width, self.hidden_size)
 
-        def no_logits(*args: Any, **kwargs: Any) -> Any:
-            raise NotVectorizable(f"method {self.method.name!r} asks for ctx.logits, which a seed ensemble does not "
-                                  "give (one batch holds every member's rows); its descriptor must say "
-                                  "vectorizes=False")
+            return member_draws
 
-        return StepContext(forward=forward, mask=batch.mask.view(size * rows, width, 1), hidden_size=self.hidden_size,
-                           generator=None, logits=no_logits, loss_of=no_logits, draw_uniform=draw_uniform)
+        def run_backward(loss: torch.Tensor) -> None:
+            (share,) = torch.autograd.grad(loss, weights, retain_graph=True)
+            self._backpropagated += share
+            loss.backward()
+
+        return StepContext(forward=lambda delta: loss_of(logits(delta)), mask=batch.mask.view(size * rows, width, 1),
+                           hidden_size=self.hidden_size, generator=None, logits=logits, loss_of=loss_of,
+                           draw_uniform=draw(torch.rand), draw_normal=draw(torch.randn), example_mean=example_mean,
+                           run_backward=run_backward)
 
     # ----------------------------------------------------------------- training
     def train(self, report: EnsembleReport) -> None:
@@ -228,14 +240,16 @@ class EnsembleRun:
         totals = torch.zeros(self.size, device=self.device)
         for j in range(len(groups[0])):
             indices = [group[j] for group in groups]
-            weights = torch.tensor([len(i) / n for i, n in zip(indices, examples)], device=self.device)
-            self._last_forward = None
+            weights = torch.tensor([len(i) / n for i, n in zip(indices, examples)], device=self.device,
+                                   requires_grad=True)
+            self._backpropagated = torch.zeros(self.size, device=self.device)
             loss = self.method.loss(self.step_context(indices, weights))
-            if self.method.runs_backward or self._last_forward is None or loss is not self._last_forward[0]:
-                raise NotVectorizable(f"method {self.method.name!r} must return its last ctx.forward(...) unchanged "
-                                      "to train as a seed ensemble; its descriptor must say vectorizes=False")
-            loss.backward()
-            totals += self._last_forward[1] * weights
+            if self.method.runs_backward:  # it called ctx.backward itself: the members' shares of what it did
+                losses = self._backpropagated
+            else:  # the loss is linear in the weights: its gradient by them is each member's own loss
+                (losses,) = torch.autograd.grad(loss, weights, retain_graph=True)
+                loss.backward()
+            totals += losses.detach() * weights.detach()
         self.clip_gradients()
         self.optimizer.step()
         self.scheduler.step()

@@ -100,24 +100,43 @@ class StepContext:
     logits: Callable[..., Any] | None = None  # (delta, detach=False) -> logits
     loss_of: Callable[[Any], Any] | None = None
     weight: float = 1.0
-    draw_uniform: Callable[[], Any] | None = None  # a seed ensemble's per-member draws (trainables.ensemble)
+    # A seed ensemble's own versions (trainables.ensemble): per-member draws, the per-member mean, backward
+    draw_uniform: Callable[[], Any] | None = None
+    draw_normal: Callable[[], Any] | None = None
+    example_mean: Callable[[Any], Any] | None = None
+    run_backward: Callable[[Any], None] | None = None
 
     @property
     def delta_shape(self) -> tuple[int, int, int]:
         return (self.mask.shape[0], self.mask.shape[1], self.hidden_size)
 
     def backward(self, loss: Any) -> None:
+        if self.run_backward is not None:
+            return self.run_backward(loss)
         (loss * self.weight).backward()
 
     def uniform(self) -> Any:
         """U[0, 1) of `delta_shape`, float32, from the trial's noise generator.
 
         In a seed ensemble each member draws its own rows from its own generator, as its one-seed trial
-        would, so methods take their noise here rather than from `generator` directly.
+        would, so methods take their noise here (or from `normal`) rather than from `generator` directly.
         """
         if self.draw_uniform is not None:
             return self.draw_uniform()
         return torch.rand(self.delta_shape, generator=self.generator, device=self.mask.device, dtype=torch.float32)
+
+    def normal(self) -> Any:
+        """N(0, 1) of `delta_shape`, float32, from the trial's noise generator (see `uniform`)."""
+        if self.draw_normal is not None:
+            return self.draw_normal()
+        return torch.randn(self.delta_shape, generator=self.generator, device=self.mask.device, dtype=torch.float32)
+
+    def mean_over_examples(self, values: Any) -> Any:
+        """The mean over the micro-batch's examples of one value per example (B,), as `forward` averages its
+        cross-entropy; in a seed ensemble each member's mean over its own rows, weighted as its loss is."""
+        if self.example_mean is not None:
+            return self.example_mean(values)
+        return values.mean()
 
 
 def uniform_linf(ctx: StepContext, epsilon: float) -> Any:
@@ -174,9 +193,11 @@ class MethodDescriptor:
     cost: Callable[[Mapping[str, Any]], Cost] = lambda options: Cost()
     paper_model: str | None = None  # the paper's name in Tables 1-3; None: not in the paper
     order: int = 100  # row order: the paper's five first
-    # Whether seeds of it can train as one ensemble (trainables.ensemble): its loss must be built from
-    # ctx.forward / ctx.uniform alone, so each member's gradient is its own. A method that reduces over
-    # the whole batch itself (a norm of delta's gradient, a mean over rows) would mix the members.
+    # Whether seeds of it can train as one ensemble (trainables.ensemble): its loss must be a sum of
+    # ctx.forward / ctx.loss_of / ctx.mean_over_examples results times constants, its noise from ctx.uniform /
+    # ctx.normal, and anything it does per row of delta or logits stay per row; then each member's gradient is
+    # its own. A method that reduces over the whole batch itself (a plain .mean() over rows, a norm of all of
+    # delta) or squares its loss would mix the members: it says False and runs one seed per trial.
     vectorizes: bool = True
 
     def grid(self, settings: MethodOptions) -> list[dict[str, Any]]:

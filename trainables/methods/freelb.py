@@ -106,5 +106,4 @@ METHOD = MethodDescriptor(
     options=FreeLBOptions, grid_axis="epsilon", search={"epsilon": MAX_NORM_DOMAIN},
     cost=lambda o: Cost(passes=float(o["steps"])),  # K forward and backward passes per micro-batch
     build=lambda o: FreeLB(o["epsilon"], o["steps"], o["step_size"], o["init_magnitude"], o["norm"], o["injection"]),
-    vectorizes=False,  # it backpropagates itself and logs a sum over its K passes: one seed per trial
 )

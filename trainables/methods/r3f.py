@@ -16,7 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field
 
 from trainables.methods.base import (DEFAULT_INJECTION, EPSILON_DOMAIN, Cost, EpsilonOptions, F, Method,
-                                     MethodDescriptor, StepContext, torch)
+                                     MethodDescriptor, StepContext)
 from trainables.options import Number
 
 
@@ -26,11 +26,16 @@ class R3FOptions(EpsilonOptions):
     noise: Literal["uniform", "normal"] = "uniform"
 
 
+def symmetric_kl_per_example(noisy: Any, clean: Any) -> Any:
+    """KL(clean || noisy) + KL(noisy || clean) of each example, summed over classes: (B,)."""
+    forward = F.kl_div(F.log_softmax(noisy, dim=-1), F.softmax(clean, dim=-1), reduction="none").sum(-1)
+    backward = F.kl_div(F.log_softmax(clean, dim=-1), F.softmax(noisy, dim=-1), reduction="none").sum(-1)
+    return forward + backward
+
+
 def symmetric_kl(noisy: Any, clean: Any) -> Any:
     """KL(clean || noisy) + KL(noisy || clean), summed over classes, averaged over the batch."""
-    forward = F.kl_div(F.log_softmax(noisy, dim=-1), F.softmax(clean, dim=-1), reduction="sum")
-    backward = F.kl_div(F.log_softmax(clean, dim=-1), F.softmax(noisy, dim=-1), reduction="sum")
-    return (forward + backward) / noisy.shape[0]
+    return symmetric_kl_per_example(noisy, clean).mean()
 
 
 @dataclass(frozen=True)
@@ -43,15 +48,15 @@ class R3F(Method):
 
     def sample_noise(self, ctx: StepContext) -> Any:
         if self.noise == "normal":
-            draw = torch.randn(ctx.delta_shape, generator=ctx.generator, device=ctx.mask.device) * self.epsilon
+            draw = ctx.normal() * self.epsilon
         else:
-            draw = (torch.rand(ctx.delta_shape, generator=ctx.generator, device=ctx.mask.device) * 2 - 1) * self.epsilon
+            draw = (ctx.uniform() * 2 - 1) * self.epsilon
         return draw * ctx.mask
 
     def loss(self, ctx: StepContext) -> Any:
         clean = ctx.logits(None)
         noisy = ctx.logits(self.sample_noise(ctx), detach=True)
-        return ctx.loss_of(clean) + self.r3f_lambda * symmetric_kl(noisy, clean)
+        return ctx.loss_of(clean) + self.r3f_lambda * ctx.mean_over_examples(symmetric_kl_per_example(noisy, clean))
 
     def describe(self) -> dict[str, Any]:
         return {"method": self.name, "epsilon": self.epsilon, "r3f_lambda": self.r3f_lambda, "noise": self.noise,
@@ -63,5 +68,4 @@ METHOD = MethodDescriptor(
     options=R3FOptions, grid_axis="epsilon", search={"epsilon": EPSILON_DOMAIN},
     cost=lambda o: Cost(passes=2.0),  # a clean and a noisy forward, one backward through both
     build=lambda o: R3F(o["epsilon"], o["r3f_lambda"], o["noise"], o["injection"]),
-    vectorizes=False,  # its KL term averages over the whole batch, which in an ensemble holds every member's rows
 )
