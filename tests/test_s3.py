@@ -97,7 +97,8 @@ def read_json(endpoint: str, path: str) -> dict:
 def test_sweep_status_and_report_with_the_endpoint_in_the_storage_uri(s3_server, tiny_world, reference_experiment,
                                                                        tmp_path):
     storage = f"s3://robust/query?endpoint_override={s3_server}&scheme=http"
-    config = write_config(tmp_path / "sweep.yaml", tiny_world, storage, tmp_path / "cache")
+    # a checkpoint every 5th of the 20 evaluations: each costs moto a dozen requests (upload, state, old one deleted)
+    config = write_config(tmp_path / "sweep.yaml", tiny_world, storage, tmp_path / "cache", checkpoint_every=5)
     log = tmp_path / "driver.log"
     assert run_driver(["run", str(config), "--num-cpus", "2"], log) == 0, log.read_text()[-3000:]
     experiment = f"s3://robust/query/sweep-test?endpoint_override={s3_server}&scheme=http"
@@ -186,7 +187,8 @@ def test_status_on_s3_is_what_it_is_on_disk_from_one_listing_and_no_existence_ch
 def test_driver_killed_then_resume_on_s3_with_aws_endpoint_url(s3_server, tiny_world, reference_experiment, tmp_path,
                                                                monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{s3_server}")  # pyarrow reads it: plain s3:// URIs
-    config = write_config(tmp_path / "sweep.yaml", tiny_world, "s3://robust/plain", tmp_path / "cache")
+    config = write_config(tmp_path / "sweep.yaml", tiny_world, "s3://robust/plain", tmp_path / "cache",
+                          checkpoint_every=5)  # fewer uploads to moto; the kill is of the driver, not of a trial
     fs, experiment = filesystem(s3_server), "robust/plain/sweep-test"
     log = tmp_path / "driver.log"
 
