@@ -61,12 +61,14 @@ def test_two_stage_selects_on_search_seeds_then_runs_the_choice_on_all_seeds(tin
     pd.testing.assert_frame_equal(all_metrics(out), metrics)
 
 
-def test_optuna_samples_configurations_each_over_all_seeds(tiny_world, tmp_path, local_ray):
+@pytest.mark.parametrize("seeds_per_trial", [1, 2], ids=["one seed per trial", "seed ensembles"])
+def test_optuna_samples_configurations_each_over_all_seeds(tiny_world, tmp_path, local_ray, seeds_per_trial):
     config = write_config(
         tmp_path / "sweep.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache",
         methods={"rs_rp": {}}, seeds=2, training=FAST,
         search={"algorithm": "optuna", "num_samples": 2, "seed": 3,
                 "space": {"epsilon": {"loguniform": [0.001, 1.0]}, "learning_rate": {"choice": [1e-3, 3e-3]}}},
+        execution={"seeds_per_trial": seeds_per_trial},
     )
     out = tmp_path / "runs" / "exp"
     assert sweep(config, out) == 0
@@ -78,6 +80,9 @@ def test_optuna_samples_configurations_each_over_all_seeds(tiny_world, tmp_path,
         assert group.epsilon.nunique() == 1 and 0.001 <= group.epsilon.iloc[0] <= 1.0
     infos = [json.loads(p.read_text()) for p in out.glob("results/*/seed-*/trial.json")]
     assert {i["spec"]["training"]["learning_rate"] for i in infos} <= {1e-3, 3e-3}
+    assert all((i.get("ensemble") == {"seeds": [0, 1]}) == (seeds_per_trial == 2) for i in infos)
+    trials = [p for p in (out / "tune-grid-rs_rp").iterdir() if p.is_dir()]
+    assert len(trials) == 4 // seeds_per_trial  # Optuna's two configurations, each one trial per seed block
     plan = json.loads((out / "plan.json").read_text())
     assert plan["optuna"] == [{"method": "rs_rp", "stage": "grid", "configurations": 2, "seeds": [0, 1]}]
     assert isinstance(pd.DataFrame(plan["cells"]), pd.DataFrame)
@@ -104,6 +109,29 @@ def test_asha_stopped_cells_end_by_design_and_do_not_compete(tiny_world, tmp_pat
     assert set(final.config_label) == {"baseline", "rs_rp eps=0.01"} and set(final.seed) == {0, 1}
     attempts = {key: s["attempt"] for key, s in statuses(out).items()}
     assert sweep(config, out, resume=True) == 0  # resuming runs nothing again, the stopped cell included
+    assert {key: s["attempt"] for key, s in statuses(out).items()} == attempts
+
+
+def test_asha_stops_a_seed_block_as_a_whole_and_every_member_reads_stopped(tiny_world, tmp_path, local_ray):
+    """Search seeds 0 and 1 as one seed ensemble per configuration: ASHA compares blocks by their members' mean dev
+    accuracy, and the block it stops leaves both member cells `stopped` (never missing, never rerun)."""
+    config = write_config(
+        tmp_path / "sweep.yaml", tiny_world, tmp_path / "runs", tmp_path / "cache",
+        methods={"baseline": {}, "rs_rp": {"epsilon": [0.01, 50.0]}}, seeds=3, training=FAST, resources={"cpu": 2},
+        selection={"protocol": "two_stage", "search_seeds": 2}, asha={"grace_period": 1, "reduction_factor": 2},
+        execution={"seeds_per_trial": 2},
+    )
+    out = tmp_path / "runs" / "exp"
+    assert sweep(config, out) == 0
+    table = status_table(str(out), stale_after=1e9)
+    stopped = table[table.state == "stopped"]
+    assert sorted(stopped.seed) == [0, 1] and set(stopped.config_label) == {"rs_rp eps=50"}
+    assert set(table.state) == {"done", "stopped"}
+    final = all_metrics(out)
+    final = final[final.stage == "final"]
+    assert set(final.config_label) == {"baseline", "rs_rp eps=0.01"} and set(final.seed) == {0, 1, 2}
+    attempts = {key: s["attempt"] for key, s in statuses(out).items()}
+    assert sweep(config, out, resume=True) == 0
     assert {key: s["attempt"] for key, s in statuses(out).items()} == attempts
 
 
