@@ -12,8 +12,8 @@ PAWS-X- and XNLI-shaped batches of random token ids:
 Settings, each measured in its own process after warm-up updates: one trial in fp32 and in bf16 autocast,
 with 8 x 4 accumulation (the scripts) and with one micro-batch of 32; k trials sharing the device (what
 fractional GPUs do; on CPU the cores are split between them), their examples/s summed; K seeds trained as one
-seed ensemble (trainables.ensemble: `EnsembleRun.update` and `predict`), the K members' examples/s summed, with
-eager attention (what the ensemble uses by default) and, on CUDA, SDPA.
+seed ensemble (trainables.ensemble: `EnsembleRun.update` and `predict`, `length_grouping: shared`), the K members'
+examples/s summed, with eager attention (what the ensemble uses by default) and, on CUDA, SDPA.
 
 Sizes: `full` is mBERT's shape; `reduced` (hidden 256, 4 layers, 4 heads, mBERT's vocabulary) keeps a CPU run
 short. Default: full on CUDA, reduced on CPU; `--records` also measures the full shape's one-trial figures
@@ -105,8 +105,10 @@ def measure(size: str, task: str, precision: str, batch: int, accumulation: int,
     train = synthetic_split(task, batch * accumulation * (updates + warmup) * 2, config.vocab_size, seed=1)
     evaluation = synthetic_split(task, 1024 if device.type == "cuda" else 128, config.vocab_size, seed=2)
     data = PreparedData(train=train, dev=evaluation, tests={}, train_info={}, built=())
+    # an ensemble's members share one length schedule (length_grouping: shared), or they pad to the widest of K
+    # unrelated batches (benchmarks/bench_ensemble_padding.py)
     spec = TrainingSpec(per_device_batch_size=batch, gradient_accumulation=accumulation, precision=precision,
-                        epochs=1)
+                        epochs=1, length_grouping="shared" if seeds > 1 else True)
     if seeds > 1:
         models = [model] + [BertForSequenceClassification(config) for _ in range(seeds - 1)]
         run = EnsembleRun(models, build_method("baseline", {}), [data] * seeds, spec, seeds=range(seeds),
