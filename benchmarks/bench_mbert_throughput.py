@@ -100,7 +100,8 @@ def measure(size: str, task: str, precision: str, batch: int, accumulation: int,
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
     config = BertConfig(**SHAPES[size], num_labels=NUM_LABELS[task], max_position_embeddings=512)
-    model = BertForSequenceClassification(config)  # dropout 0.1 as mBERT's
+    with torch.device(device):  # initialised where it runs: 178M parameters take seconds on a CPU, not on a GPU
+        model = BertForSequenceClassification(config)  # dropout 0.1 as mBERT's
     warmup = 2
     train = synthetic_split(task, batch * accumulation * (updates + warmup) * 2, config.vocab_size, seed=1)
     evaluation = synthetic_split(task, 1024 if device.type == "cuda" else 128, config.vocab_size, seed=2)
@@ -110,7 +111,8 @@ def measure(size: str, task: str, precision: str, batch: int, accumulation: int,
     spec = TrainingSpec(per_device_batch_size=batch, gradient_accumulation=accumulation, precision=precision,
                         epochs=1, length_grouping="shared" if seeds > 1 else True)
     if seeds > 1:
-        models = [model] + [BertForSequenceClassification(config) for _ in range(seeds - 1)]
+        with torch.device(device):
+            models = [model] + [BertForSequenceClassification(config) for _ in range(seeds - 1)]
         run = EnsembleRun(models, build_method("baseline", {}), [data] * seeds, spec, seeds=range(seeds),
                           eval_every=10**9, pad_id=0, device=device, attention=attention or "eager")
         batches_of = lambda: [run_batches(seed) for seed in range(seeds)]  # noqa: E731
