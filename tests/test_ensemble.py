@@ -257,3 +257,17 @@ def test_block_metrics_average_the_members_and_keep_each_under_its_seed():
 def test_a_seed_block_names_distinct_seeds_its_own_first(tiny_world, tmp_path, seeds, message):
     with pytest.raises(ValueError, match=message):
         replace(trial_spec(tiny_world, tmp_path), seeds=seeds)
+
+
+def test_a_seed_block_that_runs_out_of_gpu_memory_says_which_settings_decide_it(tiny_world, tmp_path, monkeypatch):
+    from trainables import ensemble as module
+
+    def out_of_memory(self, report):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(module.EnsembleRun, "train", out_of_memory)
+    with pytest.raises(torch.cuda.OutOfMemoryError, match=r"a seed ensemble of 3 models .* lower "
+                                                          r"execution\.seeds_per_trial.*resources\.gpu.*2\.00 GiB"):
+        run_seed_block(block_spec(tiny_world, tmp_path, "baseline"), lambda metrics, save: None)
+    members = block_spec(tiny_world, tmp_path, "baseline").members()
+    assert not any(results.is_complete(results.cell_dir(m.experiment_dir, m.config_id, m.seed)) for m in members)

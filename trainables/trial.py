@@ -210,12 +210,13 @@ def run_seed_block(
     data = [prepare_for(members[0], tokenizer, method)] * len(members) if shared else \
         [prepare_for(m, tokenizer, method) for m in members]
     timings["prepare_seconds"] = time.perf_counter() - trial_started
-    run = EnsembleRun([model for _, model in loaded], method, data, spec.training, seeds=spec.seeds,
-                      eval_every=spec.eval_every, pad_id=tokenizer.pad_token_id or 0, device=device)
-    if checkpoint_dir is not None:
-        run.load(checkpoint_dir)
-    started = time.perf_counter()
-    run.train(report)
+    with ensemble_memory_hint(len(members), device):
+        run = EnsembleRun([model for _, model in loaded], method, data, spec.training, seeds=spec.seeds,
+                          eval_every=spec.eval_every, pad_id=tokenizer.pad_token_id or 0, device=device)
+        if checkpoint_dir is not None:
+            run.load(checkpoint_dir)
+        started = time.perf_counter()
+        run.train(report)
     timings["train_seconds"] = time.perf_counter() - started
     run.restore_best()
     started = time.perf_counter()
@@ -247,6 +248,18 @@ def run_seed_block(
         finals.append(final_metrics(metrics))
     run.close()
     return finals
+
+
+@contextlib.contextmanager
+def ensemble_memory_hint(size: int, device: torch.device) -> Iterator[None]:
+    """An ensemble holds K models with their gradients and AdamW state: where that does not fit, say which
+    settings decide it, rather than leave Tune to retry the same out-of-memory error `max_failures` times."""
+    try:
+        yield
+    except torch.cuda.OutOfMemoryError as error:
+        raise torch.cuda.OutOfMemoryError(
+            f"a seed ensemble of {size} models (each with its gradients and AdamW state) did not fit on {device}: "
+            f"lower execution.seeds_per_trial, or give each trial more of the GPU (resources.gpu). {error}") from error
 
 
 def trial_info(
