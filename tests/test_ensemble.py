@@ -208,7 +208,9 @@ def test_a_seed_block_writes_each_members_one_seed_files(tiny_world, tmp_path, m
     assert len(reports) >= 3 and all(len(r) == len(SEEDS) for r in reports)
 
 
-def test_a_killed_seed_block_resumes_and_never_rewrites_a_finished_member(tiny_world, tmp_path):
+def test_a_killed_seed_block_resumes_without_the_member_that_finished_meanwhile(tiny_world, tmp_path):
+    """A member found finished (written before a crash, or a search seed the final stage reuses) is neither trained
+    again nor rewritten; the others resume from their part of the block's checkpoint."""
     whole = block_spec(tiny_world, tmp_path / "whole", "rs_rp")
     uninterrupted = []
     run_seed_block(whole, lambda metrics, save: uninterrupted.append(metrics))
@@ -233,9 +235,12 @@ def test_a_killed_seed_block_resumes_and_never_rewrites_a_finished_member(tiny_w
     stamps = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in Path(finished).iterdir()}
     resumed = []
     run_seed_block(killed, lambda metrics, save: resumed.append(metrics), checkpoint_dir=checkpoint)
-    assert resumed == uninterrupted[2:]
+    # seeds 0 and 2 went on alone, from their slices of the three-seed checkpoint, exactly where they were
+    assert [[m["seed"] for m in r] for r in resumed] == [[0, 2]] * len(resumed)
+    assert resumed == [[u[0], u[2]] for u in uninterrupted[2:]]
     assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in Path(finished).iterdir()} == stamps
     assert "ensemble" not in read_cell(first)[2]  # still the one-seed trial's files
+    assert read_cell(members[0])[2]["ensemble"] == {"seeds": [0, 2]}
     for member, reference in zip(members, whole.members()):
         pd.testing.assert_frame_equal(read_cell(member)[0],
                                       read_cell(reference)[0])

@@ -282,7 +282,7 @@ class EnsembleRun:
                                                          self.total_updates)
             if improved:
                 self.best_weights[k] = self.member_weights(k)
-            metrics.append(member_metrics)
+            metrics.append({**member_metrics, "seed": self.seeds[k]})
         report(metrics, self.save)
 
     def predict(self, split: TokenizedSplit) -> np.ndarray:
@@ -330,21 +330,33 @@ class EnsembleRun:
                                                           "members": [asdict(s) for s in self.states]}))
 
     def load(self, directory: Path) -> None:
+        """Resume from a checkpoint of these seeds, or of more: members that finished since (their cells were
+        written) are left out, every tensor of the others taken along its member dimension."""
         directory = Path(directory)
         state = json.loads((directory / "state.json").read_text())
-        if state.get("seeds") != list(self.seeds):
-            raise ValueError(f"{directory / 'state.json'}: a checkpoint of seeds {state.get('seeds')}, not of this "
+        saved = state.get("seeds") or []
+        if not set(self.seeds) <= set(saved):
+            raise ValueError(f"{directory / 'state.json'}: a checkpoint of seeds {saved}, not of this "
                              f"ensemble's {list(self.seeds)}")
+        index = [saved.index(seed) for seed in self.seeds]
+        members = lambda t: t if index == list(range(len(saved))) else t[index]  # noqa: E731
         load = lambda name: torch.load(directory / name, map_location=self.device, weights_only=True)  # noqa: E731
         with torch.no_grad():
             for name, t in load("model.pt").items():
-                {**self.params, **self.buffers}[name].copy_(t)
-        self.optimizer.load_state_dict(load("optimizer.pt"))
+                {**self.params, **self.buffers}[name].copy_(members(t))
+        optimizer = load("optimizer.pt")
+        for per_parameter in optimizer["state"].values():  # AdamW's moments are stacked like the parameters
+            for key, value in per_parameter.items():
+                if torch.is_tensor(value) and value.dim() > 0:
+                    per_parameter[key] = members(value)
+        self.optimizer.load_state_dict(optimizer)
         self.scheduler.load_state_dict(load("scheduler.pt"))
         if (directory / "best_model.pt").exists():
-            self.best_weights = torch.load(directory / "best_model.pt", map_location="cpu", weights_only=True)
-        self.set_rng_states(torch.load(directory / "rng.pt", weights_only=True))
-        self.states = [LoopState(**s) for s in state["members"]]
+            best = torch.load(directory / "best_model.pt", map_location="cpu", weights_only=True)
+            self.best_weights = [best[i] for i in index]
+        rng = torch.load(directory / "rng.pt", weights_only=True)
+        self.set_rng_states({**rng, "noise": [rng["noise"][i] for i in index]})
+        self.states = [LoopState(**state["members"][i]) for i in index]
 
     def rng_states(self) -> dict[str, Any]:
         states = {"torch": torch.get_rng_state(), "noise": [g.get_state() for g in self.noise]}

@@ -186,7 +186,9 @@ def run_seed_block(
     spec: TrialSpec, report: EnsembleReport, checkpoint_dir: Path | None = None, device: torch.device | None = None
 ) -> list[dict[str, float]]:
     """`run_trial` for the seeds of a seed block trained as one ensemble (trainables.ensemble): each member's
-    cell gets the files its one-seed trial would write; a member whose cell is complete is never rewritten.
+    cell gets the files its one-seed trial would write. A member whose cell is complete (a search seed the final
+    stage reuses, or one written just before a crash) is neither trained again nor rewritten: the others train as
+    an ensemble of their own, resuming from the block's checkpoint.
 
     Returns each member's final metrics, in the order of `spec.seeds`.
     """
@@ -194,8 +196,10 @@ def run_seed_block(
 
     members = spec.members()
     cells = [results.cell_dir(m.experiment_dir, m.config_id, m.seed) for m in members]
-    if all(results.is_complete(cell) for cell in cells):
-        return [finished_cell(cell, m.stage) for cell, m in zip(cells, members)]
+    finished = {m.seed: finished_cell(cell, m.stage) for m, cell in zip(members, cells) if results.is_complete(cell)}
+    pending = [(m, cell) for m, cell in zip(members, cells) if m.seed not in finished]
+    if not pending:
+        return [finished[m.seed] for m in members]
     if spec.num_threads:
         torch.set_num_threads(spec.num_threads)
     gc.collect()
@@ -203,15 +207,16 @@ def run_seed_block(
     device = device or pick_device()
     timings, trial_started = {}, time.perf_counter()
     task = get_task(spec.task)
-    loaded = [load_model(m.model, task.num_labels, m.seed) for m in members]
+    loaded = [load_model(m.model, task.num_labels, m.seed) for m, _ in pending]
     tokenizer = loaded[0][0]
     method = build_method(spec.method, {**spec.method_options, "cache_dir": spec.cache_dir})
     shared = not (method.augmentation and spec.augmentation_per_seed)  # the paper: one augmented set for all seeds
-    data = [prepare_for(members[0], tokenizer, method)] * len(members) if shared else \
-        [prepare_for(m, tokenizer, method) for m in members]
+    data = [prepare_for(pending[0][0], tokenizer, method)] * len(pending) if shared else \
+        [prepare_for(m, tokenizer, method) for m, _ in pending]
     timings["prepare_seconds"] = time.perf_counter() - trial_started
-    with ensemble_memory_hint(len(members), device):
-        run = EnsembleRun([model for _, model in loaded], method, data, spec.training, seeds=spec.seeds,
+    seeds = tuple(m.seed for m, _ in pending)
+    with ensemble_memory_hint(len(pending), device):
+        run = EnsembleRun([model for _, model in loaded], method, data, spec.training, seeds=seeds,
                           eval_every=spec.eval_every, pad_id=tokenizer.pad_token_id or 0, device=device)
         if checkpoint_dir is not None:
             run.load(checkpoint_dir)
@@ -225,11 +230,7 @@ def run_seed_block(
     ]
     predicted = [run.predict(split) for *_, split in sets]  # (K, rows) each: every member in one pass
     test_seconds = time.perf_counter() - started
-    finals = []
-    for k, (member, cell) in enumerate(zip(members, cells)):
-        if results.is_complete(cell):  # finished before a crash while the others' files were written
-            finals.append(finished_cell(cell, member.stage))
-            continue
+    for k, (member, cell) in enumerate(pending):
         identity = trial_identity(member)
         rows, tables = [], []
         for (split_name, lang1, lang2, split), predictions in zip(sets, predicted):
@@ -240,14 +241,14 @@ def run_seed_block(
                                                     split.examples))
         metrics = results.metrics_table(identity, rows)
         member_timings = {**timings, **asdict(run.throughput[k]), "test_eval_seconds": test_seconds,
-                          "test_eval_examples": sum(row["n"] for row in rows), "ensemble_size": len(members),
+                          "test_eval_examples": sum(row["n"] for row in rows), "ensemble_size": len(pending),
                           "total_seconds": time.perf_counter() - trial_started}
         info = trial_info(member, method, run.states[k], (run.total_updates, run.updates_per_epoch), data[k], device,
-                          member_timings, ensemble=list(spec.seeds))
+                          member_timings, ensemble=list(seeds))
         results.write_results(cell, metrics, pa.concat_tables(tables), info)
-        finals.append(final_metrics(metrics))
+        finished[member.seed] = final_metrics(metrics)
     run.close()
-    return finals
+    return [finished[m.seed] for m in members]
 
 
 @contextlib.contextmanager
@@ -354,7 +355,11 @@ def tune_report(checkpoint_every: int, heartbeats: list[Heartbeat], seeds: tuple
     from ray import tune
 
     def report(metrics: Any, save) -> None:
-        result = results.block_metrics(metrics, seeds) if seeds else metrics
+        if seeds:  # the members training now (a finished member is not among them), each naming its seed
+            result = results.block_metrics([{k: v for k, v in m.items() if k != "seed"} for m in metrics],
+                                           tuple(int(m["seed"]) for m in metrics))
+        else:
+            result = metrics
         if result["evaluation"] % checkpoint_every:
             tune.report(result)
         else:
