@@ -115,6 +115,7 @@ def measure(size: str, task: str, precision: str, batch: int, accumulation: int,
             models = [model] + [BertForSequenceClassification(config) for _ in range(seeds - 1)]
         run = EnsembleRun(models, build_method("baseline", {}), [data] * seeds, spec, seeds=range(seeds),
                           eval_every=10**9, pad_id=0, device=device, attention=attention or "eager")
+        models = model = None  # stacked now: the peak memory is the ensemble's, as in a trial
         batches_of = lambda: [run_batches(seed) for seed in range(seeds)]  # noqa: E731
     else:
         run = TrainingRun(model, build_method("baseline", {}), data, spec, seed=0, eval_every=10**9, pad_id=0,

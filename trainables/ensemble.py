@@ -105,14 +105,18 @@ class EnsembleRun:
         # block, seeded by its seeds, each member's masks drawn apart from the others'.
         torch.manual_seed(derive_seed(0, "dropout/ensemble/" + ",".join(map(str, self.seeds))))
         self.noise = [torch.Generator(device=device).manual_seed(derive_seed(s, "noise")) for s in self.seeds]
-        models = [m.to(device) for m in models]
         if training.freeze_word_embeddings:
             for m in models:
                 m.get_input_embeddings().weight.requires_grad_(False)
         # the architecture, without storage: functional_call runs it on the stacked tensors
         self.base = copy.deepcopy(models[0]).to("meta")
         self.base.set_attn_implementation(attention)
-        self.params, self.buffers = stack_module_state(list(models))
+        # stacked where the models were loaded (the CPU), then moved, so that the K models never sit on the device
+        # beside their stacked copy; the caller may drop them afterwards
+        params, buffers = stack_module_state(list(models))
+        self.params = {k: v.detach().to(device).requires_grad_(v.requires_grad) for k, v in params.items()}
+        self.buffers = {k: v.to(device) for k, v in buffers.items()}
+        del params, buffers
         self.parameters = [p for p in self.params.values() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
             self.parameters, lr=training.learning_rate, eps=training.adam_epsilon, weight_decay=training.weight_decay

@@ -208,7 +208,8 @@ def run_seed_block(
     timings, trial_started = {}, time.perf_counter()
     task = get_task(spec.task)
     loaded = [load_model(m.model, task.num_labels, m.seed) for m, _ in pending]
-    tokenizer = loaded[0][0]
+    tokenizer, models = loaded[0][0], [model for _, model in loaded]
+    del loaded  # the ensemble stacks the models; nothing else should keep them alive
     method = build_method(spec.method, {**spec.method_options, "cache_dir": spec.cache_dir})
     shared = not (method.augmentation and spec.augmentation_per_seed)  # the paper: one augmented set for all seeds
     data = [prepare_for(pending[0][0], tokenizer, method)] * len(pending) if shared else \
@@ -216,8 +217,9 @@ def run_seed_block(
     timings["prepare_seconds"] = time.perf_counter() - trial_started
     seeds = tuple(m.seed for m, _ in pending)
     with ensemble_memory_hint(len(pending), device):
-        run = EnsembleRun([model for _, model in loaded], method, data, spec.training, seeds=seeds,
-                          eval_every=spec.eval_every, pad_id=tokenizer.pad_token_id or 0, device=device)
+        run = EnsembleRun(models, method, data, spec.training, seeds=seeds, eval_every=spec.eval_every,
+                          pad_id=tokenizer.pad_token_id or 0, device=device)
+        del models
         if checkpoint_dir is not None:
             run.load(checkpoint_dir)
         started = time.perf_counter()
