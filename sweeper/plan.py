@@ -310,8 +310,8 @@ def describe(resolved: Resolved, raw: Any = None, rates: Callable[[Any], Any] | 
                      for _, method, _, _, _, n_seeds, n_configs in _plan_rows(sweep, first, seeds))
         lines.append(f"execution: up to {per_trial} seeds per trial as one seed ensemble ({', '.join(together) or 'none'}"
                      + (f"; one seed per trial: {', '.join(alone)}" if alone else "")
-                     + f"): {blocks} Tune trials; the hours above are one-seed trials' (an ensemble's speed-up is "
-                       "measured by benchmarks/bench_ensemble.py)")
+                     + f"): {blocks} Tune trials; the hours above are one-seed trials' (what an ensemble saves "
+                       "depends on the device: benchmarks/bench_mbert_throughput.py)")
     for line, methods in sources.items():
         named = "" if len(sources) == 1 else f" ({', '.join(dict.fromkeys(methods))})"
         lines.append(f"throughput{named}: {line}")

@@ -225,6 +225,10 @@ def test_seed_blocks_group_a_configurations_seeds_and_leave_methods_that_do_not_
     plan = planning.describe(resolved)
     assert ("execution: up to 2 seeds per trial as one seed ensemble (baseline, adv; one seed per trial: r3f): "
             "11 Tune trials") in plan
+    import re
+
+    named = re.findall(r"benchmarks/[\w.]+\.py", plan)
+    assert named and all((Path(__file__).parents[1] / name).is_file() for name in named), named
 
 
 def test_seeds_per_trial_left_at_its_default_keeps_an_older_experiments_identity(tiny_world, tmp_path):
