@@ -35,8 +35,8 @@ from transformers import get_linear_schedule_with_warmup
 
 from trainables.batching import TokenizedSplit, collate, evaluation_batches
 from trainables.injection import EmbeddingInjector
-from trainables.loop import (LoopState, Throughput, epoch_batches, record_evaluation, total_updates, updates_per_epoch,
-                             use_bf16)
+from trainables.loop import (LoopState, Throughput, epoch_batches, padding, record_evaluation, total_updates,
+                             updates_per_epoch, use_bf16)
 from trainables.methods import DESCRIPTORS, Method, StepContext
 from trainables.prepare import PreparedData
 from trainables.spec import TrainingSpec, derive_seed
@@ -157,9 +157,7 @@ class EnsembleRun:
 
     def collate(self, splits: Sequence[TokenizedSplit], indices: Sequence[np.ndarray]) -> _Batch:
         """Each member's micro-batch as its one-seed trial collates it, padded into one block."""
-        multiple = 8 if self.device.type == "cuda" else 1
-        pad_to = self.training.max_length if self.training.padding == "max_length" else None
-        parts = [collate(split, idx, self.pad_id, pad_to=pad_to, multiple_of=multiple)
+        parts = [collate(split, idx, self.pad_id, **padding(self.training, self.device))
                  for split, idx in zip(splits, indices)]
         shapes = tuple(tuple(p["input_ids"].shape) for p in parts)
         rows, width = max(b for b, _ in shapes), max(w for _, w in shapes)
@@ -294,11 +292,9 @@ class EnsembleRun:
         was_training = self.base.training
         self.base.eval()
         predictions = np.empty((self.size, len(split)), dtype=np.int64)
-        multiple = 8 if self.device.type == "cuda" else 1
-        pad_to = self.training.max_length if self.training.padding == "max_length" else None
         with torch.no_grad():
             for indices in evaluation_batches(split.lengths, self.training.eval_batch_size):
-                batch = collate(split, indices, self.pad_id, pad_to=pad_to, multiple_of=multiple)
+                batch = collate(split, indices, self.pad_id, **padding(self.training, self.device))
                 batch.pop("labels")
                 batch["attention_mask"] = additive_mask(batch["attention_mask"])
                 inputs = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}

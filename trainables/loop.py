@@ -108,6 +108,13 @@ def record_evaluation(
     return metrics, improved
 
 
+def padding(training: TrainingSpec, device: torch.device) -> dict[str, int | None]:
+    """`collate`'s padding arguments: to 128 where the scripts' padding is asked for, to a multiple of 8 on GPU
+    (tensor-core friendly shapes)."""
+    return {"pad_to": training.max_length if training.padding == "max_length" else None,
+            "multiple_of": 8 if device.type == "cuda" else 1}
+
+
 def use_bf16(precision: str, device: torch.device) -> bool:
     """bf16 autocast on CUDA by default, fp32 on CPU; `bf16` forces it (tests run it on CPU)."""
     return trains_in_bf16(precision, device.type)
@@ -207,9 +214,7 @@ class TrainingRun:
                            generator=self.noise, logits=logits, loss_of=loss_of)
 
     def batch(self, split: TokenizedSplit, indices: np.ndarray) -> dict[str, torch.Tensor]:
-        multiple = 8 if self.device.type == "cuda" else 1  # tensor-core friendly shapes on GPU
-        pad_to = self.training.max_length if self.training.padding == "max_length" else None
-        tensors = collate(split, indices, self.pad_id, pad_to=pad_to, multiple_of=multiple)
+        tensors = collate(split, indices, self.pad_id, **padding(self.training, self.device))
         return {k: v.to(self.device, non_blocking=True) for k, v in tensors.items()}
 
     def autocast(self) -> contextlib.AbstractContextManager:

@@ -102,22 +102,33 @@ def finished_cell(directory: str, stage: str) -> dict[str, float]:
     return final_metrics(metrics)
 
 
+def evaluation_sets(data: PreparedData) -> list[tuple[str, str, str, Any]]:
+    """(split, lang1, lang2, TokenizedSplit) of what the tested weights are scored on: English dev, every test set."""
+    return [("dev", SOURCE_LANGUAGE, SOURCE_LANGUAGE, data.dev)] + [
+        ("test", l1, l2, split) for (l1, l2), split in data.tests.items()
+    ]
+
+
+def scored(
+    sets: list[tuple[str, str, str, Any]], predictions: list[np.ndarray], identity: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Metric rows and prediction tables of one model's predictions on each of `sets`."""
+    rows, tables = [], []
+    for (split_name, lang1, lang2, split), predicted in zip(sets, predictions):
+        accuracy = float((predicted == split.labels).mean())
+        rows.append({"split": split_name, "lang1": lang1, "lang2": lang2, "accuracy": accuracy, "n": len(split)})
+        tables.append(
+            results.predictions_table(identity, split_name, lang1, lang2, split.labels, predicted, split.examples)
+        )
+    return rows, tables
+
+
 def evaluate_tests(
     run: TrainingRun, data: PreparedData, identity: Mapping[str, Any]
 ) -> tuple[list[dict[str, Any]], list[Any]]:
     """Best-by-dev model on English dev and on every test set: metric rows and prediction tables."""
-    rows, tables = [], []
-    sets = [("dev", SOURCE_LANGUAGE, SOURCE_LANGUAGE, data.dev)] + [
-        ("test", l1, l2, split) for (l1, l2), split in data.tests.items()
-    ]
-    for split_name, lang1, lang2, split in sets:
-        predictions = run.predict(split)
-        accuracy = float((predictions == split.labels).mean())
-        rows.append({"split": split_name, "lang1": lang1, "lang2": lang2, "accuracy": accuracy, "n": len(split)})
-        tables.append(
-            results.predictions_table(identity, split_name, lang1, lang2, split.labels, predictions, split.examples)
-        )
-    return rows, tables
+    sets = evaluation_sets(data)
+    return scored(sets, [run.predict(split) for *_, split in sets], identity)
 
 
 def trial_identity(spec: TrialSpec) -> dict[str, Any]:
@@ -139,6 +150,17 @@ def prepare_for(spec: TrialSpec, tokenizer: Any, method: Method, raw: Any = None
     )
 
 
+def start_trial(spec: TrialSpec, device: torch.device | None) -> torch.device:
+    """What every trial does first in its process; returns the device it trains on."""
+    if spec.num_threads:
+        torch.set_num_threads(spec.num_threads)
+    # With reused actors, free the previous trial's tensors before allocating ours, then freeze what
+    # survives (the libraries' ~500k long-lived objects) so later collections skip it: 0.2 s per trial.
+    gc.collect()
+    gc.freeze()
+    return device or pick_device()
+
+
 def run_trial(
     spec: TrialSpec, report: Report, checkpoint_dir: Path | None = None, device: torch.device | None = None
 ) -> dict[str, float]:
@@ -146,16 +168,9 @@ def run_trial(
     out_dir = results.cell_dir(spec.experiment_dir, spec.config_id, spec.seed)
     if results.is_complete(out_dir):  # the cell finished before (e.g. Tune re-ran it after a driver kill)
         return finished_cell(out_dir, spec.stage)
-    if spec.num_threads:
-        torch.set_num_threads(spec.num_threads)
-    # With reused actors, free the previous trial's tensors before allocating ours, then freeze what
-    # survives (the libraries' ~500k long-lived objects) so later collections skip it: 0.2 s per trial.
-    gc.collect()
-    gc.freeze()
-    device = device or pick_device()
+    device = start_trial(spec, device)
     timings, trial_started = {}, time.perf_counter()
-    task = get_task(spec.task)
-    tokenizer, model = load_model(spec.model, task.num_labels, spec.seed)
+    tokenizer, model = load_model(spec.model, get_task(spec.task).num_labels, spec.seed)
     method = build_method(spec.method, {**spec.method_options, "cache_dir": spec.cache_dir})
     data = prepare_for(spec, tokenizer, method)
     timings["prepare_seconds"] = time.perf_counter() - trial_started
@@ -200,14 +215,9 @@ def run_seed_block(
     pending = [(m, cell) for m, cell in zip(members, cells) if m.seed not in finished]
     if not pending:
         return [finished[m.seed] for m in members]
-    if spec.num_threads:
-        torch.set_num_threads(spec.num_threads)
-    gc.collect()
-    gc.freeze()
-    device = device or pick_device()
+    device = start_trial(spec, device)
     timings, trial_started = {}, time.perf_counter()
-    task = get_task(spec.task)
-    loaded = [load_model(m.model, task.num_labels, m.seed) for m, _ in pending]
+    loaded = [load_model(m.model, get_task(spec.task).num_labels, m.seed) for m, _ in pending]
     tokenizer, models = loaded[0][0], [model for _, model in loaded]
     del loaded  # the ensemble stacks the models; nothing else should keep them alive
     method = build_method(spec.method, {**spec.method_options, "cache_dir": spec.cache_dir})
@@ -227,20 +237,14 @@ def run_seed_block(
     timings["train_seconds"] = time.perf_counter() - started
     run.restore_best()
     started = time.perf_counter()
-    sets = [("dev", SOURCE_LANGUAGE, SOURCE_LANGUAGE, data[0].dev)] + [
-        ("test", l1, l2, split) for (l1, l2), split in data[0].tests.items()
-    ]
+    sets = evaluation_sets(data[0])
     predicted = [run.predict(split) for *_, split in sets]  # (K, rows) each: every member in one pass
     test_seconds = time.perf_counter() - started
     for k, (member, cell) in enumerate(pending):
         identity = trial_identity(member)
-        rows, tables = [], []
-        for (split_name, lang1, lang2, split), predictions in zip(sets, predicted):
-            accuracy = float((predictions[k] == split.labels).mean())
-            rows.append({"split": split_name, "lang1": lang1, "lang2": lang2, "accuracy": accuracy, "n": len(split),
-                         "best_step": run.states[k].best_update})
-            tables.append(results.predictions_table(identity, split_name, lang1, lang2, split.labels, predictions[k],
-                                                    split.examples))
+        rows, tables = scored(sets, [predictions[k] for predictions in predicted], identity)
+        for row in rows:
+            row["best_step"] = run.states[k].best_update
         metrics = results.metrics_table(identity, rows)
         member_timings = {**timings, **asdict(run.throughput[k]), "test_eval_seconds": test_seconds,
                           "test_eval_examples": sum(row["n"] for row in rows), "ensemble_size": len(pending),
