@@ -39,6 +39,17 @@ class Killed(Exception):
     pass
 
 
+def killed_at_second_evaluation(checkpoint):
+    """An ensemble's report that saves a checkpoint at the second evaluation, then dies like a killed worker."""
+    def report(metrics, save):
+        if metrics[0]["evaluation"] == 2:
+            checkpoint.mkdir()
+            save(checkpoint)
+            raise Killed
+
+    return report
+
+
 def member_parts(world, root, method_name, seed, training=TRAINING):
     spec = trial_spec(world, root, method=method_name, seed=seed, training=training)
     if method_name in OPTIONS:
@@ -128,13 +139,7 @@ def test_a_killed_ensemble_resumes_to_the_uninterrupted_result(tiny_world, tmp_p
 
     killed, _ = ensemble(tiny_world, tmp_path / "killed", "adv")
     checkpoint = tmp_path / "checkpoint"
-
-    def kill_at_second_evaluation(metrics, save):
-        if metrics[0]["evaluation"] == 2:
-            checkpoint.mkdir()
-            save(checkpoint)
-            raise Killed
-
+    kill_at_second_evaluation = killed_at_second_evaluation(checkpoint)
     with pytest.raises(Killed):
         killed.train(kill_at_second_evaluation)
     state = json.loads((checkpoint / "state.json").read_text())
@@ -217,13 +222,7 @@ def test_a_killed_seed_block_resumes_without_the_member_that_finished_meanwhile(
 
     killed = block_spec(tiny_world, tmp_path / "killed", "rs_rp")
     checkpoint = tmp_path / "checkpoint"
-
-    def kill_at_second_evaluation(metrics, save):
-        if metrics[0]["evaluation"] == 2:
-            checkpoint.mkdir()
-            save(checkpoint)
-            raise Killed
-
+    kill_at_second_evaluation = killed_at_second_evaluation(checkpoint)
     with pytest.raises(Killed):
         run_seed_block(killed, kill_at_second_evaluation)
     members = killed.members()
